@@ -1,0 +1,34 @@
+# The two commands the README promises: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export AUTOTAG_HOME ?= $(CURDIR)/var
+export DAGSTER_HOME ?= $(AUTOTAG_HOME)/dagster
+
+.PHONY: venv demo test ui bench-ingest clean-var
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/autotag demo --days 7
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+ui: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,145 @@
+"""clean/* assets, daily partitioned. Thin: read the raw partition, call clean/*.py, write, report."""
+
+import dagster as dg
+import polars as pl
+
+from dagster_autotag.clean.news import build_news_items
+from dagster_autotag.clean.tags import build_tags
+from dagster_autotag.clean.video import VideoTextResult, build_video_asr, build_video_ocr
+from dagster_autotag.ingest.raw import QUARANTINE_LAYER, RAW_LAYER
+from dagster_autotag.lake import partition_dir, read_partition, write_partition
+from dagster_autotag.metadata import (
+    NOT_EMPTY_SPEC,
+    QUARANTINE_SPEC,
+    check_specs,
+    not_empty_check,
+    path_value,
+    preview,
+    quarantine_check,
+)
+from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.settings import LakeResource
+
+CLEAN_LAYER = "clean"
+
+
+def _key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([CLEAN_LAYER, name])
+
+
+def _raw(name: str) -> dg.AssetKey:
+    return dg.AssetKey([RAW_LAYER, name])
+
+
+def _stats_metadata(stats: dict[str, int]) -> dict[str, int]:
+    return {k: int(v) for k, v in stats.items()}
+
+
+@dg.asset(
+    key=_key("news_items"),
+    deps=[_raw("news_pool")],
+    partitions_def=daily_partitions,
+    group_name="clean",
+    kinds={"polars", "parquet"},
+    check_specs=check_specs(_key("news_items"), [("itemid_unique", True, "ERROR when an itemid appears twice"), NOT_EMPTY_SPEC]),
+    description="One row per itemid: normalised title/summary, dtype, create_time, merged tag ids.",
+)
+def news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    dt = context.partition_key
+    result = build_news_items(read_partition(lake.lake(), RAW_LAYER, "news_pool", dt))
+    path = write_partition(lake.lake(), CLEAN_LAYER, "news_items", dt, result.items)
+    duplicates = result.items.height - result.items["itemid"].n_unique()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.items.height,
+            **_stats_metadata(result.stats),
+            "path": path_value(path),
+            "preview": preview(result.items, ["itemid", "title", "dtype", "tag_ids"]),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}),
+            not_empty_check(result.items.height),
+        ],
+    )
+
+
+def _video_result(context, lake: LakeResource, table: str, result: VideoTextResult, text_column: str) -> dg.MaterializeResult:
+    dt = context.partition_key
+    path = write_partition(lake.lake(), CLEAN_LAYER, table, dt, result.videos)
+    write_partition(lake.lake(), QUARANTINE_LAYER, table, dt, result.quarantine)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.videos.height,
+            **_stats_metadata(result.stats),
+            "path": path_value(path),
+            "quarantine_path": path_value(partition_dir(lake.lake(), QUARANTINE_LAYER, table, dt)),
+            "preview": preview(result.videos, ["video_id", text_column]),
+        },
+        check_results=[
+            quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit),
+            not_empty_check(result.videos.height),
+        ],
+    )
+
+
+@dg.asset(
+    key=_key("video_asr"),
+    deps=[_raw("asr")],
+    partitions_def=daily_partitions,
+    group_name="clean",
+    kinds={"polars", "parquet"},
+    check_specs=check_specs(_key("video_asr"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
+    description="video_id → recognised speech as one text in time order; unknown JSON shapes quarantined.",
+)
+def video_asr(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    result = build_video_asr(read_partition(lake.lake(), RAW_LAYER, "asr", context.partition_key))
+    return _video_result(context, lake, "video_asr", result, "asr_text")
+
+
+@dg.asset(
+    key=_key("video_ocr"),
+    deps=[_raw("ocr")],
+    partitions_def=daily_partitions,
+    group_name="clean",
+    kinds={"polars", "parquet"},
+    check_specs=check_specs(_key("video_ocr"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
+    description="video_id → on-screen text with captions repeated across frames removed.",
+)
+def video_ocr(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    result = build_video_ocr(read_partition(lake.lake(), RAW_LAYER, "ocr", context.partition_key))
+    return _video_result(context, lake, "video_ocr", result, "ocr_text")
+
+
+@dg.asset(
+    key=_key("tags"),
+    deps=[_raw("tag_dim")],
+    partitions_def=daily_partitions,
+    group_name="clean",
+    kinds={"polars", "parquet"},
+    check_specs=check_specs(_key("tags"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
+    description="Active content tags with level, parent, id path and name path (新车资讯/新车上市).",
+)
+def tags(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    dt = context.partition_key
+    result = build_tags(read_partition(lake.lake(), RAW_LAYER, "tag_dim", dt))
+    path = write_partition(lake.lake(), CLEAN_LAYER, "tags", dt, result.tags)
+    write_partition(lake.lake(), QUARANTINE_LAYER, "tags", dt, result.quarantine)
+    levels = result.tags.group_by("level").len().sort("level")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.tags.height,
+            **_stats_metadata(result.stats),
+            "tags_per_level": dg.MetadataValue.md(
+                "| level | tags |\n|---:|---:|\n" + "\n".join(f"| {lv} | {n} |" for lv, n in levels.iter_rows())
+            ),
+            "path": path_value(path),
+            "preview": preview(result.tags, ["tag_id", "level", "parent_id", "name_path"]),
+        },
+        check_results=[
+            quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit),
+            not_empty_check(result.tags.height),
+        ],
+    )
+
+
+clean_assets = [news_items, video_asr, video_ocr, tags]

@@ -1,0 +1,51 @@
+"""The code location: every layer's assets, checks and jobs, plus the resources they share.
+
+Source of the exports: AUTOTAG_SOURCE=landing (default; $AUTOTAG_HOME/landing) or hive
+(HiveServer2 via pyhive, configured by AUTOTAG_HIVE_* environment variables).
+"""
+
+import os
+
+import dagster as dg
+
+from dagster_autotag.clean.assets import clean_assets
+from dagster_autotag.ingest.assets import raw_assets
+from dagster_autotag.ingest.landing import LandingExportSource
+from dagster_autotag.ingest.source import ExportSource
+from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.settings import LakeResource
+
+DAILY_JOB = "daily_ingest"
+
+
+def export_source_from_env() -> ExportSource:
+    kind = os.environ.get("AUTOTAG_SOURCE", "landing").strip().lower()
+    if kind == "landing":
+        return LandingExportSource(quoting=os.environ.get("AUTOTAG_LANDING_QUOTING", "nul"))
+    if kind == "hive":
+        from dagster_autotag.ingest.hive_client import hive_source_from_env
+
+        return hive_source_from_env()
+    raise ValueError(f"AUTOTAG_SOURCE must be 'landing' or 'hive', got {kind!r}")
+
+
+daily_ingest_job = dg.define_asset_job(
+    DAILY_JOB,
+    selection=dg.AssetSelection.groups("ingest", "clean"),
+    partitions_def=daily_partitions,
+    description="Hive exports of one day → raw → clean Parquet, with their checks.",
+)
+
+
+def build_definitions(export_source: ExportSource | None = None, lake: LakeResource | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*raw_assets, *clean_assets],
+        jobs=[daily_ingest_job],
+        resources={
+            "export_source": export_source or export_source_from_env(),
+            "lake": lake or LakeResource(quarantine_share_limit=float(os.environ.get("AUTOTAG_QUARANTINE_LIMIT", "0.01"))),
+        },
+    )
+
+
+defs = build_definitions()

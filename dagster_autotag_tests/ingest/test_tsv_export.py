@@ -1,0 +1,93 @@
+"""The Hive tsv2 reader against the shapes real exports have, and the bad lines they sometimes hold."""
+
+import pytest
+
+from dagster_autotag.ingest.tsv_export import parse_export_bytes, read_export_file
+from dagster_autotag.ingest.tsv_format import format_row, format_rows
+
+COLS = ["id", "text", "extra"]
+
+
+def parse(data: bytes, quoting: str = "nul"):
+    batch = parse_export_bytes(data, COLS, quoting, "f.tsv")
+    return batch.rows.to_pylist(), batch.quarantine
+
+
+@pytest.mark.parametrize("quoting", ["nul", "csv"])
+def test_values_with_tabs_newlines_quotes_and_nulls_round_trip(quoting):
+    rows = [
+        ("1", "标题\t带制表符", "第一行\n第二行"),
+        ("2", None, ""),
+        ("3", 'he said "hi"', "\\backslash"),
+        ("4", "NULLish", "多行\r\n回车"),
+        ("5", '"starts with quote', "普通"),
+    ]
+    got, quarantine = parse(format_rows(rows, quoting).encode(), quoting)
+    assert quarantine == []
+    assert [(r["id"], r["text"], r["extra"]) for r in got] == rows
+
+
+def test_line_numbers_count_physical_lines_of_multiline_values():
+    data = format_rows([("1", "a\nb\nc", "x"), ("2", "y", "z")]).encode()
+    got, _ = parse(data)
+    assert [r["_line"] for r in got] == [1, 4]
+    assert {r["_file"] for r in got} == {"f.tsv"}
+
+
+def test_malformed_lines_are_quarantined_with_line_and_reason_and_the_rest_survive():
+    data = (
+        format_row(("1", "ok", "x")).encode()
+        + b"2\ttoo few\n"
+        + b"3\ta\tb\tc\n"
+        + b"\n"
+        + b"4\t\xff\xfe broken utf8\tx\n"
+        + format_row(("5", "still ok", "y")).encode()
+    )
+    got, quarantine = parse(data)
+    assert [r["id"] for r in got] == ["1", "5"]
+    assert [r["_line"] for r in got] == [1, 6]
+    assert [(q.line, q.reason) for q in quarantine] == [
+        (2, "expected 3 columns, found 2"),
+        (3, "expected 3 columns, found 4"),
+        (4, "empty line"),
+        (5, "invalid UTF-8"),
+    ]
+    assert quarantine[0].raw == "2\ttoo few"
+    assert "\\xff" in quarantine[3].raw
+
+
+def test_missing_trailing_newline_crlf_and_empty_file():
+    got, q = parse(b"1\ta\tb\r\n2\tc\td")
+    assert q == [] and [(r["id"], r["extra"]) for r in got] == [("1", "b"), ("2", "d")]
+    got, q = parse(b"")
+    assert got == [] and q == []
+
+
+def test_nul_file_containing_every_stand_in_byte_still_parses():
+    # pyarrow cannot quote with NUL; when no stand-in byte is free the pure-Python path takes over.
+    control = "".join(chr(c) for c in range(1, 26) if c not in (9, 10, 13))
+    rows = [("1", "x\ty", control), ("2", "z", "w")]
+    got, quarantine = parse(format_rows(rows).encode())
+    assert quarantine == []
+    assert [(r["id"], r["text"], r["extra"]) for r in got] == rows
+
+
+def test_unbalanced_quote_quarantines_what_it_swallows_instead_of_shifting_columns():
+    # With quoting enabled Hive quotes such values; a file that breaks the rule opens a quoted
+    # value that never closes. Everything after it is one broken record: quarantined, not misread.
+    got, quarantine = parse(b'0\tfine\tx\n1\tab"c\td\n2\te\tf\n', "csv")
+    assert [r["id"] for r in got] == ["0"]
+    assert len(quarantine) == 1 and quarantine[0].line == 2
+    assert quarantine[0].reason == "expected 3 columns, found 2"
+
+
+def test_read_export_file_labels_rows_with_the_given_file_name(tmp_path):
+    path = tmp_path / "000000_0"
+    path.write_bytes(format_rows([("1", "a", "b")]).encode())
+    batch = read_export_file(path, COLS, "nul", "news_pool/dt=2024-05-01/000000_0")
+    assert batch.rows.column("_file").to_pylist() == ["news_pool/dt=2024-05-01/000000_0"]
+
+
+def test_unknown_quoting_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="quoting"):
+        parse_export_bytes(b"1\ta\tb\n", COLS, "tsv", "f")
