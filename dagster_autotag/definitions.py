@@ -12,8 +12,7 @@ from dagster_autotag.clean.assets import clean_assets
 from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
-from dagster_autotag.partitions import daily_partitions
-from dagster_autotag.settings import LakeResource
+from dagster_autotag.resources import LakeResource
 
 DAILY_JOB = "daily_ingest"
 
@@ -32,7 +31,6 @@ def export_source_from_env() -> ExportSource:
 daily_ingest_job = dg.define_asset_job(
     DAILY_JOB,
     selection=dg.AssetSelection.groups("ingest", "clean"),
-    partitions_def=daily_partitions,
     description="Hive exports of one day → raw → clean Parquet, with their checks.",
 )
 
@@ -43,7 +41,8 @@ def build_definitions(export_source: ExportSource | None = None, lake: LakeResou
         jobs=[daily_ingest_job],
         resources={
             "export_source": export_source or export_source_from_env(),
-            "lake": lake or LakeResource(quarantine_share_limit=float(os.environ.get("AUTOTAG_QUARANTINE_LIMIT", "0.01"))),
+            "lake": lake
+            or LakeResource(quarantine_share_limit=float(os.environ.get("AUTOTAG_QUARANTINE_LIMIT", "0.01"))),
         },
     )
 

@@ -38,7 +38,7 @@ def staged_partition(lake: Path, layer: str, table: str, dt: str) -> Iterator[Pa
     staging.mkdir(parents=True)
     try:
         yield staging
-        _swap_into_place(staging, partition_dir(lake, layer, table, dt))
+        swap_into_place(staging, partition_dir(lake, layer, table, dt))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -66,13 +66,15 @@ def read_partition(lake: Path, layer: str, table: str, dt: str) -> pl.LazyFrame:
     return pl.scan_parquet(str(folder / "*.parquet"))
 
 
-def _swap_into_place(staging: Path, target: Path) -> None:
+def swap_into_place(staging: Path, target: Path) -> None:
+    """Make `staging` the directory at `target` atomically; afterwards `staging` holds the old
+    version (or is gone) and the caller removes it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         os.rename(staging, target)
         return
     if _rename_exchange(staging, target):
-        return  # staging now holds the old version; the caller removes it
+        return
     old = staging.with_name(staging.name + "-old")
     os.rename(target, old)
     os.rename(staging, target)

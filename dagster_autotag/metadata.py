@@ -30,7 +30,9 @@ def _cell(value: object) -> str | int | float | bool | None:
 def counts_table(counts: Mapping[str, int], key: str = "reason") -> dg.MarkdownMetadataValue:
     if not counts:
         return dg.MetadataValue.md("_none_")
-    lines = [f"| {key} | rows |", "|---|---:|"] + [f"| {k} | {v:,} |" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    lines = [f"| {key} | rows |", "|---|---:|"] + [
+        f"| {k} | {v:,} |" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
     return dg.MetadataValue.md("\n".join(lines))
 
 
@@ -60,8 +62,15 @@ def not_empty_check(rows: int) -> dg.AssetCheckResult:
 
 
 def check_specs(asset_key: dg.AssetKey, names_and_blocking: list[tuple[str, bool, str]]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=desc) for name, blocking, desc in names_and_blocking]
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=desc)
+        for name, blocking, desc in names_and_blocking
+    ]
 
 
-QUARANTINE_SPEC = ("quarantine_share", True, "ERROR (and blocks downstream) when the quarantined share exceeds the limit")
+QUARANTINE_SPEC = (
+    "quarantine_share",
+    True,
+    "ERROR (and blocks downstream) when the quarantined share exceeds the limit",
+)
 NOT_EMPTY_SPEC = ("not_empty", False, "WARN when the partition has no rows")

@@ -1,7 +1,6 @@
 """clean/* assets, daily partitioned. Thin: read the raw partition, call clean/*.py, write, report."""
 
 import dagster as dg
-import polars as pl
 
 from dagster_autotag.clean.news import build_news_items
 from dagster_autotag.clean.tags import build_tags
@@ -18,7 +17,7 @@ from dagster_autotag.metadata import (
     quarantine_check,
 )
 from dagster_autotag.partitions import daily_partitions
-from dagster_autotag.settings import LakeResource
+from dagster_autotag.resources import LakeResource
 
 CLEAN_LAYER = "clean"
 
@@ -41,7 +40,9 @@ def _stats_metadata(stats: dict[str, int]) -> dict[str, int]:
     partitions_def=daily_partitions,
     group_name="clean",
     kinds={"polars", "parquet"},
-    check_specs=check_specs(_key("news_items"), [("itemid_unique", True, "ERROR when an itemid appears twice"), NOT_EMPTY_SPEC]),
+    check_specs=check_specs(
+        _key("news_items"), [("itemid_unique", True, "ERROR when an itemid appears twice"), NOT_EMPTY_SPEC]
+    ),
     description="One row per itemid: normalised title/summary, dtype, create_time, merged tag ids.",
 )
 def news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -57,13 +58,17 @@ def news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
             "preview": preview(result.items, ["itemid", "title", "dtype", "tag_ids"]),
         },
         check_results=[
-            dg.AssetCheckResult(check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}),
+            dg.AssetCheckResult(
+                check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}
+            ),
             not_empty_check(result.items.height),
         ],
     )
 
 
-def _video_result(context, lake: LakeResource, table: str, result: VideoTextResult, text_column: str) -> dg.MaterializeResult:
+def _video_result(
+    context, lake: LakeResource, table: str, result: VideoTextResult, text_column: str
+) -> dg.MaterializeResult:
     dt = context.partition_key
     path = write_partition(lake.lake(), CLEAN_LAYER, table, dt, result.videos)
     write_partition(lake.lake(), QUARANTINE_LAYER, table, dt, result.quarantine)

@@ -130,14 +130,24 @@ def asr_text(raw: str | None) -> tuple[str, int]:
 
 
 def ocr_text(raw: str | None) -> tuple[str, int, int]:
-    """On-screen text with repeats across frames removed (first appearance kept, in time order):
-    the text, the number of frames, and the number of distinct captions."""
+    """On-screen text with repeats across frames removed, in time order: the text, the number of
+    frames, and the number of captions kept. A caption equal to an earlier one (ignoring width and
+    spacing) is a repeat; so is one contained in the caption shown just before or after it, as
+    captions that reveal or truncate over consecutive frames are (the longer one is kept)."""
     segments = in_time_order(parse_segments(raw))
-    seen: dict[str, str] = {}  # comparison key -> first spelling seen
+    seen: set[str] = set()
+    kept: list[tuple[str, str]] = []  # (comparison key, first spelling seen)
     for segment in segments:
         for caption in segment.texts:
             text = " ".join(caption.split())
             key = " ".join(caption.translate(_WIDTH_FOLD).split())
-            if key:
-                seen.setdefault(key, text)
-    return " ".join(seen.values()), len(segments), len(seen)
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            if kept and key in kept[-1][0]:
+                continue
+            if kept and kept[-1][0] in key:
+                kept[-1] = (key, text)
+            else:
+                kept.append((key, text))
+    return " ".join(text for _, text in kept), len(segments), len(kept)

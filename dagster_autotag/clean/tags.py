@@ -47,7 +47,10 @@ def build_tags(raw: pl.LazyFrame) -> TagsResult:
         "_file",
         "_line",
         pl.concat_str(
-            [pl.col(c).cast(pl.String).fill_null(NULL_LITERAL) for c in ("id", "tag_name", "tag_type_name", "tag_path", "tag_path_name", "status")],
+            [
+                pl.col(c).cast(pl.String).fill_null(NULL_LITERAL)
+                for c in ("id", "tag_name", "tag_type_name", "tag_path", "tag_path_name", "status")
+            ],
             separator="\t",
         ).alias("raw"),
         pl.col("_reason").alias("reason"),

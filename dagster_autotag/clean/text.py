@@ -22,9 +22,7 @@ _HALFWIDTH = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
 def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """HTML tags and entities removed, full-width ASCII → half-width, invisible characters removed,
     whitespace collapsed. Null stays null; a value that normalises to nothing becomes ""."""
-    frame = frame.with_columns(
-        pl.col(c).str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "") for c in columns
-    )
+    frame = frame.with_columns(pl.col(c).str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "") for c in columns)
     frame = _decode_entities(frame, columns)
     return frame.with_columns(
         pl.col(c)

@@ -20,7 +20,7 @@ from dagster_autotag.metadata import (
     quarantine_check,
 )
 from dagster_autotag.partitions import daily_partitions
-from dagster_autotag.settings import LakeResource
+from dagster_autotag.resources import LakeResource
 
 PREVIEW_COLUMNS = {
     "news_pool": ["itemid", "title", "relate_app_tag_id", "dtype", "create_time"],
@@ -32,7 +32,14 @@ PREVIEW_COLUMNS = {
 
 def build_raw_asset(table: ExportTable) -> dg.AssetsDefinition:
     key = dg.AssetKey([RAW_LAYER, table.name])
-    specs = check_specs(key, [("schema_contract", True, "ERROR when the written Parquet schema is not the raw contract"), QUARANTINE_SPEC, NOT_EMPTY_SPEC])
+    specs = check_specs(
+        key,
+        [
+            ("schema_contract", True, "ERROR when the written Parquet schema is not the raw contract"),
+            QUARANTINE_SPEC,
+            NOT_EMPTY_SPEC,
+        ],
+    )
 
     @dg.asset(
         key=key,
@@ -42,7 +49,9 @@ def build_raw_asset(table: ExportTable) -> dg.AssetsDefinition:
         check_specs=specs,
         description=f"`{table.hive_table}` export rows as typed Parquet, with source, file and line of each row.",
     )
-    def raw_asset(context: dg.AssetExecutionContext, export_source: ExportSource, lake: LakeResource) -> dg.MaterializeResult:
+    def raw_asset(
+        context: dg.AssetExecutionContext, export_source: ExportSource, lake: LakeResource
+    ) -> dg.MaterializeResult:
         report = ingest_partition(export_source, table, context.partition_key, lake.lake())
         context.log.info(f"{table.name} {report.dt}: {report.rows_out:,} rows, {report.quarantined:,} quarantined")
         written = pq.read_schema(report.path / PART_FILE)

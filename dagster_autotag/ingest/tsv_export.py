@@ -24,7 +24,9 @@ _TAB, _LF, _CR = 9, 10, 13
 _QUOTE_STAND_INS = (1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25)
 
 
-def read_export_file(path: Path, column_names: list[str], quoting: str = "nul", file_label: str | None = None) -> RawBatch:
+def read_export_file(
+    path: Path, column_names: list[str], quoting: str = "nul", file_label: str | None = None
+) -> RawBatch:
     """Parse one export file into string columns plus `_file`/`_line`, quarantining bad records."""
     return parse_export_bytes(Path(path).read_bytes(), column_names, quoting, file_label or str(path))
 

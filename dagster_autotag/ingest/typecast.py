@@ -81,14 +81,19 @@ def type_batch(table: ExportTable, batch: pa.Table, source: str) -> TypedBatch:
         if col.kind == "timestamp":
             stripped = value.str.strip_chars()
             parsed = pl.coalesce(
-                [stripped.str.to_datetime(f, strict=False, time_unit="us", time_zone=TIMEZONE) for f in TIMESTAMP_FORMATS]
+                [
+                    stripped.str.to_datetime(f, strict=False, time_unit="us", time_zone=TIMEZONE)
+                    for f in TIMESTAMP_FORMATS
+                ]
             )
             converted.append(parsed.alias(col.name))
             problems.append(pl.when(value.is_not_null() & parsed.is_null()).then(pl.lit(f"unparsable {col.name}")))
         elif col.kind == "int":
             parsed = value.str.strip_chars().cast(pl.Int64, strict=False)
             converted.append(parsed.alias(col.name))
-            problems.append(pl.when(value.is_not_null() & parsed.is_null()).then(pl.lit(f"{col.name} is not an integer")))
+            problems.append(
+                pl.when(value.is_not_null() & parsed.is_null()).then(pl.lit(f"{col.name} is not an integer"))
+            )
         else:
             converted.append(value)
         if col.required:

@@ -66,11 +66,19 @@ def test_video_asr_one_row_per_video_longest_text_wins_and_bad_json_quarantined(
     assert result.quarantine["_line"].to_list() == [4, 6]
     assert result.quarantine["reason"].str.starts_with("unparsable JSON")[0]
     assert result.quarantine["raw"][1] == '{"code": 500}'
-    assert result.stats == {"rows_in": 6, "rows_out": 3, "quarantined": 2, "duplicate_rows": 1, "videos_without_text": 2}
+    assert result.stats == {
+        "rows_in": 6,
+        "rows_out": 3,
+        "quarantined": 2,
+        "duplicate_rows": 1,
+        "videos_without_text": 2,
+    }
 
 
 def test_video_ocr_dedupes_frames():
-    raw = pl.DataFrame({"video_id": ["v1"], "ocr_info": ['[{"time": 0, "text": "Ａ"}, {"time": 1, "text": "A"}]'], **provenance(1)})
+    raw = pl.DataFrame(
+        {"video_id": ["v1"], "ocr_info": ['[{"time": 0, "text": "Ａ"}, {"time": 1, "text": "A"}]'], **provenance(1)}
+    )
     result = build_video_ocr(raw.lazy())
     assert result.videos["ocr_text"][0] == "A"  # the same caption in full and half width is one caption
     assert result.videos["frames"][0] == 2
@@ -82,8 +90,26 @@ def test_tags_hierarchy_orphans_and_bad_paths():
             "id": ["30100", "30101", "30150", "30151", "40000", "30102", "30103", "30101"],
             "tag_name": ["新车资讯", "新车上市", "国产新车上市", "自主品牌", "孤儿", "坏路径", "长度不符", "新车上市"],
             "tag_type_name": ["内容标签"] * 8,
-            "tag_path": ["30100", "30100,30101", "30100/30101/30150", "30100>30101>30150>30151", "39999,40000", "30100,30999", "30100,30103", "30100,30101"],
-            "tag_path_name": ["新车资讯", "新车资讯,新车上市", "新车资讯/新车上市/国产新车上市", "新车资讯>新车上市>国产新车上市>自主品牌", "已停用,孤儿", "新车资讯,坏路径", "新车资讯", "新车资讯,新车上市"],
+            "tag_path": [
+                "30100",
+                "30100,30101",
+                "30100/30101/30150",
+                "30100>30101>30150>30151",
+                "39999,40000",
+                "30100,30999",
+                "30100,30103",
+                "30100,30101",
+            ],
+            "tag_path_name": [
+                "新车资讯",
+                "新车资讯,新车上市",
+                "新车资讯/新车上市/国产新车上市",
+                "新车资讯>新车上市>国产新车上市>自主品牌",
+                "已停用,孤儿",
+                "新车资讯,坏路径",
+                "新车资讯",
+                "新车资讯,新车上市",
+            ],
             "status": [1] * 8,
             **provenance(8),
         }

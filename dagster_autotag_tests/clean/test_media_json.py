@@ -8,7 +8,10 @@ from dagster_autotag.clean.media_json import MediaShapeError, asr_text, ocr_text
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ('[{"text": "第二句", "start": 2.0, "end": 3.1}, {"text": "第一句", "start": 0.5, "end": 1.9}]', ("第一句 第二句", 2)),
+        (
+            '[{"text": "第二句", "start": 2.0, "end": 3.1}, {"text": "第一句", "start": 0.5, "end": 1.9}]',
+            ("第一句 第二句", 2),
+        ),
         ('[{"onebest": "乙", "bg": 3400, "ed": 5000}, {"onebest": "甲", "bg": 1200, "ed": 3300}]', ("甲 乙", 2)),
         ('["句子一", "句子二"]', ("句子一 句子二", 2)),
         ('[[{"text": "后", "start": 5}], [{"text": "前", "start": 1}]]', ("前 后", 2)),
@@ -26,7 +29,9 @@ def test_asr_shapes(raw, expected):
 
 
 def test_ocr_removes_captions_repeated_across_frames_in_time_order():
-    frames = [{"frame": i, "time": 0.04 * (i + 1), "text": "宝马X5 售价30万" if i < 40 else "全新 设计"} for i in range(60)]
+    frames = [
+        {"frame": i, "time": 0.04 * (i + 1), "text": "宝马X5 售价30万" if i < 40 else "全新 设计"} for i in range(60)
+    ]
     frames.append({"frame": 99, "time": 0.0, "text": "片头"})
     assert ocr_text(json.dumps(frames, ensure_ascii=False)) == ("片头 宝马X5 售价30万 全新 设计", 61, 3)
 
@@ -34,7 +39,10 @@ def test_ocr_removes_captions_repeated_across_frames_in_time_order():
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ('[{"time": 1.0, "texts": ["标题", "副标题"]}, {"time": 2.0, "texts": ["副标题", "新字幕"]}]', ("标题 副标题 新字幕", 2, 3)),
+        (
+            '[{"time": 1.0, "texts": ["车型", "售价"]}, {"time": 2.0, "texts": ["售价", "新字幕"]}]',
+            ("车型 售价 新字幕", 2, 3),
+        ),
         ('[{"ts": 1, "words": [{"text": "词一"}, {"text": "词二"}]}]', ("词一 词二", 1, 2)),
         ('[["甲", "乙"], ["乙", "丙"]]', ("甲 乙 丙", 4, 3)),
         ('["  空白   不同 ", "空白 不同"]', ("空白 不同", 2, 1)),
@@ -58,3 +66,15 @@ def test_ocr_shapes(raw, expected):
 def test_unknown_shapes_raise_with_a_reason(raw, reason):
     with pytest.raises(MediaShapeError, match=reason):
         asr_text(raw)
+
+
+def test_ocr_keeps_the_longest_of_captions_revealed_or_truncated_over_consecutive_frames():
+    frames = [
+        "综合来看",
+        "综合来看,我们更推荐",
+        "综合来看,我们更推荐次顶配车型",
+        "综合来看,我们更推荐次顶配车",
+        "新的字幕",
+        "来看",
+    ]
+    assert ocr_text(json.dumps(frames, ensure_ascii=False)) == ("综合来看,我们更推荐次顶配车型 新的字幕 来看", 6, 3)

@@ -1,7 +1,7 @@
 """Landing files → typed raw Parquet + quarantine: filters, row contract, atomic idempotent writes."""
 
-import pyarrow.parquet as pq
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from dagster_autotag import lake as lake_module
@@ -75,7 +75,9 @@ def test_tag_dim_keeps_active_content_tags_only(tmp_path):
         ("30101", "谍照", "内容标签", "30100,30101", "新车资讯,谍照", "x"),
     ]
     land(tmp_path / "landing", "tag_dim", rows)
-    report = ingest_partition(LandingExportSource(landing_dir=str(tmp_path / "landing")), TAG_DIM, DT, tmp_path / "lake")
+    report = ingest_partition(
+        LandingExportSource(landing_dir=str(tmp_path / "landing")), TAG_DIM, DT, tmp_path / "lake"
+    )
     raw = pl.read_parquet(report.path / "part-0.parquet")
     assert raw["id"].to_list() == ["30100"] and raw["status"].to_list() == [1]
     # status 'x' is not 1, exactly as Hive's `status = 1` treats it: filtered, not quarantined
@@ -142,7 +144,9 @@ def test_several_files_and_markers(tmp_path):
     folder = land(tmp_path / "landing", "news_pool", [GOOD], name="000000_0")
     (folder / "000001_0").write_bytes(format_rows([("200",) + GOOD[1:]]).encode())
     (folder / ".000001_0.crc").write_bytes(b"\x00garbage")
-    report = ingest_partition(LandingExportSource(landing_dir=str(tmp_path / "landing")), NEWS_POOL, DT, tmp_path / "lake")
+    report = ingest_partition(
+        LandingExportSource(landing_dir=str(tmp_path / "landing")), NEWS_POOL, DT, tmp_path / "lake"
+    )
     raw = pl.read_parquet(report.path / "part-0.parquet")
     assert raw["itemid"].to_list() == ["100", "200"]
     assert raw["_file"].to_list() == [f"news_pool/dt={DT}/000000_0", f"news_pool/dt={DT}/000001_0"]

@@ -1,0 +1,223 @@
+"""Ingest benchmark: landing files of one big partition → raw → clean, ours vs. straightforward pandas.
+
+    .venv/bin/python bench/ingest.py                    # 1M news rows, ~300k ASR + ~300k OCR rows
+    .venv/bin/python bench/ingest.py --items 20000      # quick run
+
+Each pipeline runs in its own child process so its peak RSS (ru_maxrss from wait4) is its own.
+Generation is timed too (the sample generator's target: 1M news rows in under a minute).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DT = "2024-05-01"
+TABLES = ("news_pool", "asr", "ocr", "tag_dim")
+
+
+def generate(workdir: Path, items: int, video_share: float, seed: int) -> dict:
+    from dagster_autotag.sample.generator import generate_day, write_landing
+
+    started = time.perf_counter()
+    day = generate_day(DT, items=items, seed=seed, video_share=video_share)
+    generated = time.perf_counter() - started
+    write_landing(workdir / "landing", day, files_per_table=4)
+    return {
+        "rows": {t: len(day.rows[t]) for t in TABLES},
+        "generate_s": round(generated, 1),
+        "write_s": round(time.perf_counter() - started - generated, 1),
+        "landing_mb": round(sum(f.stat().st_size for f in (workdir / "landing").rglob("*") if f.is_file()) / 2**20, 1),
+    }
+
+
+def run_ours(workdir: Path) -> dict:
+    from dagster_autotag.clean.news import build_news_items
+    from dagster_autotag.clean.tags import build_tags
+    from dagster_autotag.clean.video import build_video_asr, build_video_ocr
+    from dagster_autotag.ingest.landing import LandingExportSource
+    from dagster_autotag.ingest.raw import ingest_partition, write_quarantine
+    from dagster_autotag.ingest.tables import EXPORT_TABLES
+    from dagster_autotag.lake import read_partition, write_partition
+
+    lake, stages = workdir / "lake_ours", {}
+    source = LandingExportSource(landing_dir=str(workdir / "landing"))
+    started = time.perf_counter()
+    for table in EXPORT_TABLES.values():
+        t = time.perf_counter()
+        ingest_partition(source, table, DT, lake)
+        stages[f"raw/{table.name}"] = time.perf_counter() - t
+    t = time.perf_counter()
+    news = build_news_items(read_partition(lake, "raw", "news_pool", DT))
+    write_partition(lake, "clean", "news_items", DT, news.items)
+    stages["clean/news_items"] = time.perf_counter() - t
+    for name, build, raw in (("video_asr", build_video_asr, "asr"), ("video_ocr", build_video_ocr, "ocr")):
+        t = time.perf_counter()
+        result = build(read_partition(lake, "raw", raw, DT))
+        write_partition(lake, "clean", name, DT, result.videos)
+        write_quarantine(lake, name, DT, result.quarantine)
+        stages[f"clean/{name}"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tags = build_tags(read_partition(lake, "raw", "tag_dim", DT))
+    write_partition(lake, "clean", "tags", DT, tags.tags)
+    stages["clean/tags"] = time.perf_counter() - t
+    return {"seconds": time.perf_counter() - started, "stages": stages, "news_items": news.items.height}
+
+
+def run_pandas(workdir: Path) -> dict:
+    """The same transforms written the way most pandas code does them: read_csv, .map per row,
+    groupby with Python aggregations."""
+    import csv
+    import html
+    import re
+
+    import pandas as pd
+
+    from dagster_autotag.clean.media_json import MediaShapeError, asr_text, ocr_text
+    from dagster_autotag.ingest.tables import EXPORT_TABLES
+
+    out = workdir / "lake_pandas"
+    out.mkdir(parents=True, exist_ok=True)
+    started, stages = time.perf_counter(), {}
+
+    def read(table):
+        files = sorted((workdir / "landing" / table / f"dt={DT}").glob("0*"))
+        frames = [
+            pd.read_csv(
+                f,
+                sep="\t",
+                header=None,
+                names=EXPORT_TABLES[table].column_names,
+                dtype=str,
+                keep_default_na=False,
+                na_values=["NULL"],
+                quoting=csv.QUOTE_NONE,
+                on_bad_lines="skip",
+                encoding_errors="replace",
+            )
+            for f in files
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    fullwidth = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+    tag_re = re.compile(r"<[^<>]{0,200}>")
+    invisible = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\ufeff]")
+
+    def normalise(text):
+        if not isinstance(text, str):
+            return text
+        text = html.unescape(tag_re.sub("", text)).translate(fullwidth)
+        return " ".join(invisible.sub("", text).split())
+
+    t = time.perf_counter()
+    news = read("news_pool")
+    news = news[news["dtype"].isin(["news", "yichehao_news", "yichehao_video"])]
+    news = news[news["recommend_grade"] != "Z"]
+    news = news[~news["gc"].isin(["AGC-XIAOYI", "AGC-XIAOSHA"])]
+    news["create_time"] = pd.to_datetime(news["create_time"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    news = news[news["itemid"].notna() & (news["itemid"].str.strip() != "")]
+    news.to_parquet(out / "raw_news_pool.parquet")
+    news["title"] = news["title"].map(normalise)
+    news["summary"] = news["summary"].map(normalise)
+    news["tag_id"] = news["relate_app_tag_id"].str.split(",")
+    tag_lists = (
+        news[["itemid", "tag_id"]]
+        .explode("tag_id")
+        .dropna()
+        .groupby("itemid")["tag_id"]
+        .agg(lambda s: sorted({x.strip() for x in s if x.strip()}, key=lambda x: (len(x), x)))
+    )
+    items = news.groupby("itemid").agg({"title": "first", "summary": "first", "dtype": "first", "create_time": "first"})
+    items = items.join(tag_lists.rename("tag_ids")).reset_index()
+    items.to_parquet(out / "clean_news_items.parquet")
+    stages["news"] = time.perf_counter() - t
+
+    for raw, column, parse in (("asr", "result_asr", asr_text), ("ocr", "ocr_info", ocr_text)):
+        t = time.perf_counter()
+        frame = read(raw)
+        frame = frame[frame["video_id"].notna()]
+        frame.to_parquet(out / f"raw_{raw}.parquet")
+
+        def safe(value, parse=parse):
+            try:
+                return parse(value)[0]
+            except MediaShapeError:
+                return None
+
+        frame["text"] = frame[column].map(safe).map(normalise)
+        frame = frame.dropna(subset=["text"])
+        frame["chars"] = frame["text"].str.len()
+        frame = frame.sort_values(["video_id", "chars"], ascending=[True, False]).drop_duplicates("video_id")
+        frame[["video_id", "text"]].to_parquet(out / f"clean_{raw}.parquet")
+        stages[raw] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tags = read("tag_dim")
+    tags = tags[(tags["tag_type_name"] == "内容标签") & (tags["status"] == "1")].copy()
+    tags["id_path"] = tags["tag_path"].str.split(",")
+    tags["level"] = tags["id_path"].map(len)
+    tags["parent_id"] = tags["id_path"].map(lambda p: p[-2] if len(p) > 1 else None)
+    tags["name_path"] = tags["tag_path_name"].str.replace(",", "/")
+    tags.to_parquet(out / "clean_tags.parquet")
+    stages["tags"] = time.perf_counter() - t
+    return {"seconds": time.perf_counter() - started, "stages": stages, "news_items": len(items)}
+
+
+def in_child(mode: str, workdir: Path) -> tuple[dict, float]:
+    """Run one pipeline in a fresh interpreter; return its result and its own peak RSS in MB."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", mode, "--workdir", str(workdir)], stdout=subprocess.PIPE
+    )
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{mode} pipeline failed with exit code {proc.returncode}")
+    return json.loads(output.decode().strip().splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=320_000, help="news items (≈3.1 news rows each)")
+    parser.add_argument(
+        "--video-share",
+        type=float,
+        default=0.93,
+        help="share of items that are videos (0.93 gives the ~300k ASR/OCR rows the target names)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=Path(".bench/ingest"))
+    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--child", choices=["ours", "pandas"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        result = run_ours(args.workdir) if args.child == "ours" else run_pandas(args.workdir)
+        print(json.dumps(result))
+        return
+
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    args.workdir.mkdir(parents=True)
+    gen = generate(args.workdir, args.items, args.video_share, args.seed)
+    print(f"generated {gen['rows']} in {gen['generate_s']} s, written in {gen['write_s']} s ({gen['landing_mb']} MB)")
+    ours, ours_rss = in_child("ours", args.workdir)
+    print(
+        f"ours   : {ours['seconds']:6.1f} s, peak RSS {ours_rss:6.0f} MB  "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in ours["stages"].items())
+    )
+    if not args.skip_pandas:
+        pdr, pd_rss = in_child("pandas", args.workdir)
+        print(
+            f"pandas : {pdr['seconds']:6.1f} s, peak RSS {pd_rss:6.0f} MB  "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in pdr["stages"].items())
+        )
+        print(f"speed-up: {pdr['seconds'] / ours['seconds']:.1f}x")
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

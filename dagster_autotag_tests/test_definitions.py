@@ -1,0 +1,112 @@
+"""The code location as Dagster sees it, and partitions materialised through Dagster itself."""
+
+import subprocess
+import sys
+
+import dagster as dg
+import polars as pl
+
+from dagster_autotag.clean.assets import clean_assets
+from dagster_autotag.definitions import DAILY_JOB, build_definitions, defs
+from dagster_autotag.ingest.assets import raw_assets
+from dagster_autotag.ingest.landing import LandingExportSource
+from dagster_autotag.resources import LakeResource
+from dagster_autotag_tests.landing_data import write_partition
+
+DT = "2024-05-01"
+
+
+def resources(tmp_path, limit=0.01):
+    return {
+        "export_source": LandingExportSource(landing_dir=str(tmp_path / "landing")),
+        "lake": LakeResource(home=str(tmp_path), quarantine_share_limit=limit),
+    }
+
+
+def check_outcomes(result) -> dict[str, bool]:
+    return {
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def materializations(result) -> dict[str, dict]:
+    return {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definition():
+    graph = defs.resolve_asset_graph()
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {
+        "raw/news_pool": "ingest",
+        "raw/asr": "ingest",
+        "raw/ocr": "ingest",
+        "raw/tag_dim": "ingest",
+        "clean/news_items": "clean",
+        "clean/video_asr": "clean",
+        "clean/video_ocr": "clean",
+        "clean/tags": "clean",
+    }
+    partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()}
+    assert len(partitions) == 1 and next(iter(partitions)).timezone == "Asia/Shanghai"
+    checks = {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys}
+    assert {
+        "raw/news_pool:schema_contract",
+        "raw/news_pool:quarantine_share",
+        "raw/news_pool:not_empty",
+        "clean/news_items:itemid_unique",
+    } <= checks
+    assert defs.resolve_job_def(DAILY_JOB) is not None
+
+
+def test_workspace_yaml_loads_with_the_dagster_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_materialize_a_partition_through_dagster(tmp_path):
+    write_partition(tmp_path / "landing", DT, n_news=30)
+    result = dg.materialize([*raw_assets, *clean_assets], partition_key=DT, resources=resources(tmp_path))
+    assert result.success
+    outcomes = check_outcomes(result)
+    assert len(outcomes) == 20 and all(outcomes.values()), outcomes
+
+    news_meta = materializations(result)["clean/news_items"]
+    assert news_meta["rows_out"].value == 30
+    assert {"path", "preview", "dagster/row_count"} <= set(news_meta)
+    items = pl.read_parquet(tmp_path / "lake/clean/news_items" / f"dt={DT}" / "part-0.parquet")
+    assert items.height == 30 and items["itemid"].is_unique().all()
+
+
+def test_too_much_quarantine_fails_the_blocking_check_and_stops_clean(tmp_path):
+    write_partition(tmp_path / "landing", DT, n_news=20, bad_news=5)  # 5 of 25 rows quarantined
+    result = dg.materialize(
+        [*raw_assets, *clean_assets], partition_key=DT, resources=resources(tmp_path, limit=0.01), raise_on_error=False
+    )
+    outcomes = check_outcomes(result)
+    assert outcomes["raw/news_pool:quarantine_share"] is False
+    materialized = set(materializations(result))
+    assert "raw/news_pool" in materialized
+    assert "clean/news_items" not in materialized  # blocked downstream
+    assert "clean/tags" in materialized  # unrelated branches still run
+
+
+def test_missing_landing_partition_fails_the_asset_with_the_expected_path(tmp_path):
+    result = dg.materialize(raw_assets[:1], partition_key=DT, resources=resources(tmp_path), raise_on_error=False)
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    messages = [error.message] + ([error.cause.message] if error.cause else [])
+    assert any("landing/news_pool/dt=2024-05-01" in m for m in messages), messages
+
+
+def test_build_definitions_accepts_explicit_resources(tmp_path):
+    built = build_definitions(**resources(tmp_path))
+    assert built.resolve_job_def(DAILY_JOB).partitions_def is not None
