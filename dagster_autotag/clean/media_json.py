@@ -132,22 +132,20 @@ def asr_text(raw: str | None) -> tuple[str, int]:
 def ocr_text(raw: str | None) -> tuple[str, int, int]:
     """On-screen text with repeats across frames removed, in time order: the text, the number of
     frames, and the number of captions kept. A caption equal to an earlier one (ignoring width and
-    spacing) is a repeat; so is one contained in the caption shown just before or after it, as
-    captions that reveal or truncate over consecutive frames are (the longer one is kept)."""
+    spacing) is a repeat; so is one contained in the distinct caption right before or after it, as
+    captions that reveal or truncate over consecutive frames are (the longest one stays)."""
     segments = in_time_order(parse_segments(raw))
     seen: set[str] = set()
-    kept: list[tuple[str, str]] = []  # (comparison key, first spelling seen)
+    distinct: list[tuple[str, str]] = []  # (comparison key, first spelling seen)
     for segment in segments:
         for caption in segment.texts:
-            text = " ".join(caption.split())
             key = " ".join(caption.translate(_WIDTH_FOLD).split())
-            if not key or key in seen:
-                continue
-            seen.add(key)
-            if kept and key in kept[-1][0]:
-                continue
-            if kept and kept[-1][0] in key:
-                kept[-1] = (key, text)
-            else:
-                kept.append((key, text))
-    return " ".join(text for _, text in kept), len(segments), len(kept)
+            if key and key not in seen:
+                seen.add(key)
+                distinct.append((key, " ".join(caption.split())))
+    kept = [
+        text
+        for i, (key, text) in enumerate(distinct)
+        if not (i > 0 and key in distinct[i - 1][0]) and not (i + 1 < len(distinct) and key in distinct[i + 1][0])
+    ]
+    return " ".join(kept), len(segments), len(kept)

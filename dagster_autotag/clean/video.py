@@ -1,13 +1,18 @@
 """raw/asr and raw/ocr → clean/video_asr and clean/video_ocr (one row per video_id)."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
 
-from dagster_autotag.clean.media_json import MediaShapeError, asr_text, ocr_text
+from dagster_autotag.clean.media_frame import parse_asr_column, parse_ocr_column
 from dagster_autotag.clean.text import normalise_columns
 from dagster_autotag.ingest.typecast import QUARANTINE_SCHEMA
+
+# JSON payloads are large (kilobytes per video): parse in slices so memory stays bounded.
+SLICE_ROWS = 50_000
+PARALLEL_SLICES = 2
 
 
 @dataclass
@@ -18,38 +23,39 @@ class VideoTextResult:
 
 
 def build_video_asr(raw: pl.LazyFrame) -> VideoTextResult:
-    return _build(raw, "result_asr", "asr_text", asr_text, ("segments",))
+    return _build(raw, "result_asr", "asr_text", parse_asr_column)
 
 
 def build_video_ocr(raw: pl.LazyFrame) -> VideoTextResult:
-    return _build(raw, "ocr_info", "ocr_text", ocr_text, ("frames", "captions"))
+    return _build(raw, "ocr_info", "ocr_text", parse_ocr_column)
 
 
-def _build(
-    raw: pl.LazyFrame, json_column: str, text_column: str, parse: Callable, count_names: tuple[str, ...]
-) -> VideoTextResult:
-    rows = raw.sort("_file", "_line").collect()
-    parsed: list[tuple | None] = []
-    reasons: list[str | None] = []
-    # JSON shapes vary per row, so this is the one per-row Python loop in the clean layer.
-    for value in rows[json_column].to_list():
-        try:
-            parsed.append(parse(value))
-            reasons.append(None)
-        except MediaShapeError as err:
-            parsed.append(None)
-            reasons.append(str(err))
-    ok = [p is not None for p in parsed]
-    good_values = [p for p in parsed if p is not None]
-    good = (
-        rows.filter(pl.Series(ok))
-        .select("video_id", "_file", "_line")
-        .with_columns(
-            pl.Series(text_column, [p[0] for p in good_values], dtype=pl.String),
-            *(pl.Series(name, [p[i + 1] for p in good_values], dtype=pl.Int32) for i, name in enumerate(count_names)),
+def _build(raw: pl.LazyFrame, json_column: str, text_column: str, parse: Callable) -> VideoTextResult:
+    # Raw partitions are written in source order (file, then line), so slices read straight from
+    # Parquet keep "first in ingest order" meaningful without sorting the whole table per slice.
+    ordered = raw
+    total = ordered.select(pl.len()).collect().item()
+
+    def parse_slice(offset: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+        rows = ordered.slice(offset, SLICE_ROWS).collect()
+        parsed = pl.concat(
+            [rows.select("_source", "video_id", "_file", "_line"), parse(rows[json_column])], how="horizontal"
         )
-    )
-    good = normalise_columns(good, [text_column])
+        failed = parsed["error"].is_not_null()
+        quarantine = parsed.filter(failed).select(
+            "_source", "_file", "_line", rows.filter(failed)[json_column].alias("raw"), pl.col("error").alias("reason")
+        )
+        good = normalise_columns(parsed.filter(~failed).drop("error", "_source"), [text_column])
+        return good, quarantine.cast(QUARANTINE_SCHEMA)
+
+    # Two slices at a time: JSON decoding is single-threaded inside polars, and polars releases the GIL.
+    with ThreadPoolExecutor(max_workers=PARALLEL_SLICES) as pool:
+        parts = list(pool.map(parse_slice, range(0, max(total, 1), SLICE_ROWS)))
+    parsed_parts = [good for good, _ in parts]
+    quarantine_parts = [quarantine for _, quarantine in parts]
+    good = pl.concat(parsed_parts)
+    quarantine = pl.concat(quarantine_parts)
+    count_names = [c for c in good.columns if c not in ("video_id", "_file", "_line", text_column)]
     # A video exported more than once keeps its longest recognised text (ties: first in ingest order).
     videos = (
         good.with_columns(
@@ -59,19 +65,8 @@ def _build(
         .unique("video_id", keep="first", maintain_order=True)
         .select("video_id", text_column, *count_names, pl.col("source_rows").cast(pl.Int32))
     )
-    quarantine = (
-        rows.filter(~pl.Series(ok))
-        .select(
-            "_source",
-            "_file",
-            "_line",
-            pl.col(json_column).alias("raw"),
-            pl.Series("reason", [r for r in reasons if r]),
-        )
-        .cast(QUARANTINE_SCHEMA)
-    )
     stats = {
-        "rows_in": len(rows),
+        "rows_in": total,
         "rows_out": len(videos),
         "quarantined": len(quarantine),
         "duplicate_rows": len(good) - len(videos),

@@ -1,6 +1,7 @@
 """The default source: export files dropped into $AUTOTAG_HOME/landing/<table>/dt=YYYY-MM-DD/."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dagster_autotag.ingest.source import ExportSource, RawBatch, validate_partition
@@ -39,6 +40,16 @@ class LandingExportSource(ExportSource):
 
     def iter_batches(self, table: ExportTable, dt: str) -> Iterator[RawBatch]:
         root = self.root()
-        for path in self.export_files(table, dt):
-            # One batch per file: exports are split into many part files, which bounds memory.
-            yield read_export_file(path, table.column_names, self.quoting, str(path.relative_to(root)))
+        files = self.export_files(table, dt)
+
+        def read(path: Path) -> RawBatch:
+            return read_export_file(path, table.column_names, self.quoting, str(path.relative_to(root)))
+
+        # One batch per file (exports come split into part files, which bounds memory); the next
+        # file is parsed on the other core while the caller types and writes this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(read, files[0]) if files else None
+            for following in [*files[1:], None]:
+                batch = pending.result()
+                pending = pool.submit(read, following) if following else None
+                yield batch

@@ -1,0 +1,195 @@
+"""ASR/OCR JSON → text for a whole column at once (polars), same results as media_json.py per row.
+
+Rows are routed by the shape their JSON starts with; each common shape is decoded by polars'
+`str.json_decode` in chunks. A chunk that fails to decode is halved until the offending rows are
+isolated, and those rows (plus rare shapes: wrapped objects, deeper nesting) go through the
+per-row reference parser in media_json.py, which also produces the quarantine reasons.
+"""
+
+import polars as pl
+
+from dagster_autotag.clean import media_json as ref
+
+CHUNK_ROWS = 20_000
+_STRINGS = pl.List(pl.String)
+_SEGMENT = pl.Struct(
+    {k: pl.String for k in ref.TEXT_KEYS}
+    | {k: pl.Float64 for k in ref.TIME_KEYS}
+    | {k: _STRINGS for k in ref.LIST_TEXT_KEYS if k != "words"}
+    | {"words": pl.List(pl.Struct({"text": pl.String}))}
+)
+# shape name -> (prefix pattern, dtype, list depth)
+_SHAPES = {
+    "objects": (r"^\s*\[\s*\{", pl.List(_SEGMENT), 1),
+    "strings": (r'^\s*\[\s*"', _STRINGS, 1),
+    "nested_objects": (r"^\s*\[\s*\[\s*\{", pl.List(pl.List(_SEGMENT)), 2),
+    "nested_strings": (r'^\s*\[\s*\[\s*"', pl.List(_STRINGS), 2),
+}
+_EMPTY = r"^\s*(\[\s*\]|null)?\s*$"
+_FULLWIDTH = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
+_HALFWIDTH = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
+
+
+def parse_asr_column(values: pl.Series) -> pl.DataFrame:
+    """One row per input value: asr_text, segments, error (quarantine reason or null)."""
+    return _parse(values, "asr")
+
+
+def parse_ocr_column(values: pl.Series) -> pl.DataFrame:
+    """One row per input value: ocr_text, frames, captions, error (quarantine reason or null)."""
+    return _parse(values, "ocr")
+
+
+def _parse(values: pl.Series, kind: str) -> pl.DataFrame:
+    rows = pl.DataFrame({"row": pl.int_range(len(values), eager=True, dtype=pl.UInt32), "raw": values})
+    shape = pl.lit(None, pl.String)
+    # Truncated JSON (no closing bracket) goes straight to the reference parser: one bad row in a
+    # chunk would otherwise cost the chunk several re-decodes while it is bisected.
+    closed = pl.col("raw").str.contains(r"\]\s*$")
+    for name, (pattern, _, _) in reversed(_SHAPES.items()):  # the most specific prefix wins
+        shape = pl.when(closed & pl.col("raw").str.contains(pattern)).then(pl.lit(name)).otherwise(shape)
+    shape = pl.when(pl.col("raw").is_null() | pl.col("raw").str.contains(_EMPTY)).then(pl.lit("empty")).otherwise(shape)
+    rows = rows.with_columns(shape.alias("shape"))
+
+    segment_parts, slow_rows = [], rows.filter(pl.col("shape").is_null())["row"].to_list()
+    for name, (_, dtype, depth) in _SHAPES.items():
+        decoded, failed = _decode(rows.filter(pl.col("shape") == name).select("row", "raw"), dtype)
+        slow_rows += failed
+        if decoded is not None:
+            segments, invalid = _segments(decoded, depth, objects=name.endswith("objects"))
+            segment_parts.append(segments)
+            slow_rows += invalid
+    segments = pl.concat(segment_parts) if segment_parts else _empty_segments()
+    segments = segments.filter(~pl.col("row").is_in(slow_rows))
+
+    fast = (_aggregate_asr if kind == "asr" else _aggregate_ocr)(segments)
+    slow = _reference(rows.filter(pl.col("row").is_in(slow_rows)), kind)
+    names = fast.columns
+    result = rows.select("row").join(pl.concat([fast, slow.select(names)]), on="row", how="left").sort("row")
+    # rows with neither segments nor an error are empty payloads: nothing recognised
+    nothing = pl.col("error").is_null()
+    result = result.with_columns(
+        pl.col(names[1]).fill_null(pl.when(nothing).then(pl.lit(""))),
+        *(pl.col(c).fill_null(pl.when(nothing).then(pl.lit(0, pl.Int32))) for c in names[2:-1]),
+    )
+    return result.drop("row")
+
+
+def _decode(frame: pl.DataFrame, dtype: pl.DataType) -> tuple[pl.DataFrame | None, list[int]]:
+    if frame.is_empty():
+        return None, []
+    done, failed = [], []
+    stack = [frame.slice(i, CHUNK_ROWS) for i in range(0, frame.height, CHUNK_ROWS)]
+    while stack:
+        part = stack.pop()
+        try:
+            done.append(part.select("row", pl.col("raw").str.json_decode(dtype).alias("doc")))
+        except pl.exceptions.PolarsError:
+            if part.height == 1:
+                failed.append(part["row"][0])
+            else:  # isolate the bad rows; the rest of the chunk stays vectorised
+                half = part.height // 2
+                stack += [part.slice(0, half), part.slice(half)]
+    return (pl.concat(done) if done else None), failed
+
+
+def _empty_segments() -> pl.DataFrame:
+    return pl.DataFrame(schema={"row": pl.UInt32, "seg": pl.UInt32, "time": pl.Float64, "texts": _STRINGS})
+
+
+def _segments(decoded: pl.DataFrame, depth: int, objects: bool) -> tuple[pl.DataFrame, list[int]]:
+    """Long format: one row per segment (row, seg, time, texts) in array order; plus the rows the
+    reference parser must judge (a segment object without any text)."""
+    long = decoded.explode("doc")
+    if depth == 2:
+        long = long.explode("doc")
+    long = long.filter(pl.col("doc").is_not_null())  # null elements are skipped, as in the reference
+    long = long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("row").alias("seg"))
+    if not objects:
+        return long.select(
+            "row", "seg", pl.lit(None, pl.Float64).alias("time"), pl.concat_list("doc").alias("texts")
+        ), []
+    doc = pl.col("doc").struct
+    text = pl.coalesce([doc.field(k) for k in ref.TEXT_KEYS])
+    listed = pl.coalesce(
+        [doc.field(k) for k in ref.LIST_TEXT_KEYS if k != "words"]
+        + [doc.field("words").list.eval(pl.element().struct.field("text"))]
+    )
+    long = long.select(
+        "row",
+        "seg",
+        pl.coalesce([doc.field(k) for k in ref.TIME_KEYS]).alias("time"),
+        pl.when(text.is_not_null()).then(pl.concat_list(text)).otherwise(listed).alias("texts"),
+    )
+    bad = long.filter(pl.col("texts").is_null() | pl.col("texts").list.eval(pl.element().is_null()).list.any())
+    return long, bad["row"].unique().to_list()
+
+
+def _in_time_order(segments: pl.DataFrame) -> pl.DataFrame:
+    # Sort by time only where every segment of the row has one (stable: ties keep array order).
+    timed = pl.col("time").is_not_null().all().over("row")
+    return segments.sort("row", pl.when(timed).then(pl.col("time")).otherwise(0.0), "seg")
+
+
+def _aggregate_asr(segments: pl.DataFrame) -> pl.DataFrame:
+    ordered = _in_time_order(segments)
+    counts = ordered.group_by("row").agg(pl.len().cast(pl.Int32).alias("segments"))
+    texts = (
+        ordered.select("row", pl.col("texts").alias("t"))
+        .explode("t")
+        .with_columns(pl.col("t").str.strip_chars())
+        .filter(pl.col("t").is_not_null() & (pl.col("t") != ""))
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("t").str.join(" ").alias("asr_text"))
+    )
+    return counts.join(texts, on="row", how="left").select(
+        "row", pl.col("asr_text").fill_null(""), "segments", pl.lit(None, pl.String).alias("error")
+    )
+
+
+def _aggregate_ocr(segments: pl.DataFrame) -> pl.DataFrame:
+    ordered = _in_time_order(segments)
+    frames = ordered.group_by("row").agg(pl.len().cast(pl.Int32).alias("frames"))
+    captions = (
+        ordered.select("row", pl.col("texts").alias("text"))
+        .explode("text")
+        .with_columns(pl.col("text").str.replace_all(r"\s+", " ").str.strip_chars())
+        .with_columns(
+            pl.col("text")
+            .str.replace_many(_FULLWIDTH, _HALFWIDTH)
+            .str.replace_all(r"\s+", " ")
+            .str.strip_chars()
+            .alias("key")
+        )
+        .filter((pl.col("key") != "") & pl.struct("row", "key").is_first_distinct())
+    )
+    before = pl.col("key").shift(1).over("row")
+    after = pl.col("key").shift(-1).over("row")
+    contained = before.str.contains(pl.col("key"), literal=True).fill_null(False) | after.str.contains(
+        pl.col("key"), literal=True
+    ).fill_null(False)
+    kept = (
+        captions.filter(~contained)
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("text").str.join(" ").alias("ocr_text"), pl.len().cast(pl.Int32).alias("captions"))
+    )
+    return frames.join(kept, on="row", how="left").select(
+        "row",
+        pl.col("ocr_text").fill_null(""),
+        "frames",
+        pl.col("captions").fill_null(0),
+        pl.lit(None, pl.String).alias("error"),
+    )
+
+
+def _reference(rows: pl.DataFrame, kind: str) -> pl.DataFrame:
+    parse = ref.asr_text if kind == "asr" else ref.ocr_text
+    names = ["asr_text", "segments"] if kind == "asr" else ["ocr_text", "frames", "captions"]
+    records = []
+    for row, raw in rows.select("row", "raw").iter_rows():
+        try:
+            records.append((row, *parse(raw), None))
+        except ref.MediaShapeError as err:
+            records.append((row, None, *([None] * (len(names) - 1)), str(err)))
+    schema = {"row": pl.UInt32, names[0]: pl.String} | {n: pl.Int32 for n in names[1:]} | {"error": pl.String}
+    return pl.DataFrame(records, schema=schema, orient="row")

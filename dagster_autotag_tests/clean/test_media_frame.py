@@ -1,0 +1,66 @@
+"""The vectorised ASR/OCR parser must agree with the per-row reference parser, row for row."""
+
+import polars as pl
+import pytest
+
+from dagster_autotag.clean import media_frame, media_json
+from dagster_autotag.sample.generator import generate_day
+
+EDGE_CASES = [
+    None,
+    "",
+    "  ",
+    "[]",
+    "null",
+    '[{"text": "b", "start": 2}, {"text": "a", "start": 1}]',
+    '[{"text": "no time"}, {"text": "keeps order", "start": 0}]',
+    '[{"onebest": "乙", "bg": 3400}, {"onebest": "甲", "bg": 1200}]',
+    '[{"time": 1, "texts": ["x", "y"]}, {"time": 0, "texts": ["y", "z"]}]',
+    '[{"ts": 1, "words": [{"text": "w1"}, {"text": "w2"}]}]',
+    '[{"ts": 1, "words": [{"start": 1}]}]',  # word without text: quarantined
+    '["a", null, "b"]',
+    "[null]",
+    '[[{"text": "x", "start": 1}], [{"text": "y", "start": 0}]]',
+    '[["s1", "s2"], ["s2", "s3"]]',
+    '[{"text": "a", "start": "1.5"}, {"text": "b", "start": "0.5"}]',  # string times: reference path
+    '{"result": [{"text": "wrapped"}]}',
+    '[[[{"text": "deep"}]]]',
+    '[{"text": "truncated',
+    '{"code": 500}',
+    "[1, 2, 3]",
+    '[{"start": 1.0}]',
+    '"a string"',
+    '[{"text": "ＢＭＷ　Ｘ５"}, {"text": "BMW X5"}, {"text": "综合来看"}, {"text": "综合来看,推荐"}]',
+]
+
+
+def both(values: list[str | None], kind: str) -> tuple[list[tuple], list[tuple]]:
+    frame = (media_frame.parse_asr_column if kind == "asr" else media_frame.parse_ocr_column)(
+        pl.Series(values, dtype=pl.String)
+    )
+    reference = media_json.asr_text if kind == "asr" else media_json.ocr_text
+    expected = []
+    for value in values:
+        try:
+            expected.append((*reference(value), None))
+        except media_json.MediaShapeError as err:
+            expected.append((None, *([None] * (frame.width - 2)), str(err)))
+    return [tuple(r) for r in frame.iter_rows()], expected
+
+
+@pytest.mark.parametrize("kind", ["asr", "ocr"])
+def test_edge_cases_agree_with_the_reference(kind):
+    got, expected = both(EDGE_CASES, kind)
+    assert got == expected
+
+
+@pytest.mark.parametrize("kind", ["asr", "ocr"])
+def test_a_generated_day_agrees_with_the_reference(kind, monkeypatch):
+    monkeypatch.setattr(media_frame, "CHUNK_ROWS", 64)  # many chunks, so the bisection path runs too
+    day = generate_day("2024-05-01", items=3000, seed=5)
+    values = [row[1] for row in day.rows[kind]]
+    got, expected = both(values, kind)
+    assert len(got) == len(values) > 500
+    mismatches = [(v, g, e) for v, g, e in zip(values, got, expected) if g != e]
+    assert mismatches == []
+    assert sum(1 for g in got if g[-1] is not None) >= 2  # the day's malformed payloads were caught
