@@ -1,6 +1,9 @@
 """clean/* assets, daily partitioned. Thin: read the raw partition, call clean/*.py, write, report."""
 
+from collections.abc import Callable
+
 import dagster as dg
+import polars as pl
 
 from dagster_autotag.clean.news import build_news_items
 from dagster_autotag.clean.tags import build_tags
@@ -66,53 +69,56 @@ def news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     )
 
 
-def _video_result(
-    context, lake: LakeResource, table: str, result: VideoTextResult, text_column: str
-) -> dg.MaterializeResult:
-    dt = context.partition_key
-    path = write_partition(lake.lake(), CLEAN_LAYER, table, dt, result.videos)
-    write_partition(lake.lake(), QUARANTINE_LAYER, table, dt, result.quarantine)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.videos.height,
-            **_stats_metadata(result.stats),
-            "path": path_value(path),
-            "quarantine_path": path_value(partition_dir(lake.lake(), QUARANTINE_LAYER, table, dt)),
-            "preview": preview(result.videos, ["video_id", text_column]),
-        },
-        check_results=[
-            quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit),
-            not_empty_check(result.videos.height),
-        ],
+def build_video_asset(
+    name: str, raw_table: str, build: Callable[[pl.LazyFrame], VideoTextResult], text_column: str, description: str
+) -> dg.AssetsDefinition:
+    key = _key(name)
+
+    @dg.asset(
+        key=key,
+        deps=[_raw(raw_table)],
+        partitions_def=daily_partitions,
+        group_name="clean",
+        kinds={"polars", "parquet"},
+        check_specs=check_specs(key, [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
+        description=description,
     )
+    def video_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        dt = context.partition_key
+        result = build(read_partition(lake.lake(), RAW_LAYER, raw_table, dt))
+        path = write_partition(lake.lake(), CLEAN_LAYER, name, dt, result.videos)
+        write_partition(lake.lake(), QUARANTINE_LAYER, name, dt, result.quarantine)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.videos.height,
+                **_stats_metadata(result.stats),
+                "path": path_value(path),
+                "quarantine_path": path_value(partition_dir(lake.lake(), QUARANTINE_LAYER, name, dt)),
+                "preview": preview(result.videos, ["video_id", text_column]),
+            },
+            check_results=[
+                quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit),
+                not_empty_check(result.videos.height),
+            ],
+        )
+
+    return video_asset
 
 
-@dg.asset(
-    key=_key("video_asr"),
-    deps=[_raw("asr")],
-    partitions_def=daily_partitions,
-    group_name="clean",
-    kinds={"polars", "parquet"},
-    check_specs=check_specs(_key("video_asr"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
-    description="video_id → recognised speech as one text in time order; unknown JSON shapes quarantined.",
+video_asr = build_video_asset(
+    "video_asr",
+    "asr",
+    build_video_asr,
+    "asr_text",
+    "video_id → recognised speech as one text in time order; unknown JSON shapes quarantined.",
 )
-def video_asr(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    result = build_video_asr(read_partition(lake.lake(), RAW_LAYER, "asr", context.partition_key))
-    return _video_result(context, lake, "video_asr", result, "asr_text")
-
-
-@dg.asset(
-    key=_key("video_ocr"),
-    deps=[_raw("ocr")],
-    partitions_def=daily_partitions,
-    group_name="clean",
-    kinds={"polars", "parquet"},
-    check_specs=check_specs(_key("video_ocr"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
-    description="video_id → on-screen text with captions repeated across frames removed.",
+video_ocr = build_video_asset(
+    "video_ocr",
+    "ocr",
+    build_video_ocr,
+    "ocr_text",
+    "video_id → on-screen text with captions repeated across frames removed; unknown JSON shapes quarantined.",
 )
-def video_ocr(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    result = build_video_ocr(read_partition(lake.lake(), RAW_LAYER, "ocr", context.partition_key))
-    return _video_result(context, lake, "video_ocr", result, "ocr_text")
 
 
 @dg.asset(
