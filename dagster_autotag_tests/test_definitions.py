@@ -1,5 +1,6 @@
 """The code location as Dagster sees it, and partitions materialised through Dagster itself."""
 
+import os
 import subprocess
 import sys
 
@@ -62,12 +63,15 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
     assert defs.resolve_job_def(DAILY_JOB) is not None
 
 
-def test_workspace_yaml_loads_with_the_dagster_cli():
+def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path):
+    (tmp_path / "dagster").mkdir()  # a fresh clone has no DAGSTER_HOME yet; the CLI requires one
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "AUTOTAG_HOME": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         capture_output=True,
         text=True,
         timeout=180,
+        env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
