@@ -37,6 +37,10 @@ MEDIA_DIRT = {
     "orphan": 0.005,  # a row for a video that is not in the news pool
     "duplicate": 0.004,  # the same video twice (exact copy)
 }
+# Payloads the pipeline quarantines are forced in (at least one each) only from this many media rows
+# on: on a small day one bad payload alone would exceed the 1% quarantine limit.
+QUARANTINED_MEDIA_DIRT = ("malformed_json", "unknown_shape")
+MEDIA_DIRT_MIN_ROWS = 400
 # File-level dirt: kind -> share of lines, for news_pool, asr and ocr (never tag_dim).
 FILE_DIRT = {"too_few_columns": 0.0005, "too_many_columns": 0.0005, "invalid_utf8": 0.0005, "blank_line": 0.0005}
 FILE_DIRT_MIN_LINES = 1000
@@ -51,6 +55,14 @@ def count(share: float, n: int, minimum: int = 1) -> int:
     if n <= 0:
         return 0
     return max(minimum, int(round(share * n)))
+
+
+def media_dirt_counts(n_rows: int) -> dict[str, int]:
+    """How many rows of each media-dirt kind an ASR/OCR table of n_rows gets (deterministic)."""
+    return {
+        k: count(s, n_rows, 0 if k in QUARANTINED_MEDIA_DIRT and n_rows < MEDIA_DIRT_MIN_ROWS else 1)
+        for k, s in MEDIA_DIRT.items()
+    }
 
 
 def file_dirt_counts(n_lines: int) -> dict[str, int]:

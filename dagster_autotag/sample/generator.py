@@ -257,7 +257,7 @@ def _media_dirt(rng, table, rows, prefix, injected):
     n = len(rows)
     if n == 0:
         return rows
-    counts = {k: dirt_mod.count(s, n) for k, s in dirt_mod.MEDIA_DIRT.items()}
+    counts = dirt_mod.media_dirt_counts(n)
     chosen = dirt_mod.choose_disjoint(rng, n, counts)
     rnd = _py(rng)
     rows = list(rows)

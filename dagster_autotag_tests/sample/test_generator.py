@@ -363,3 +363,12 @@ def test_html_fullwidth_and_unknown_tags_look_real(dirty_day):
 def test_invalid_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_day(**kwargs)
+
+
+def test_small_days_get_no_forced_bad_payloads_so_they_stay_under_the_quarantine_limit():
+    from dagster_autotag.sample.dirt import QUARANTINED_MEDIA_DIRT, media_dirt_counts
+
+    small, large = media_dirt_counts(90), media_dirt_counts(1000)
+    assert all(small[k] == 0 for k in QUARANTINED_MEDIA_DIRT)
+    assert all(large[k] >= 1 for k in QUARANTINED_MEDIA_DIRT)
+    assert sum(large[k] for k in QUARANTINED_MEDIA_DIRT) / 1000 < 0.01
