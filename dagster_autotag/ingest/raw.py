@@ -47,6 +47,7 @@ def ingest_partition(source: ExportSource, table: ExportTable, dt: str, lake: Pa
                 typed = type_batch(table, batch.rows, source.source_name)
                 writer.write_table(typed.rows, row_group_size=ROW_GROUP_ROWS)
                 files.update(batch.rows.column("_file").unique().to_pylist())
+                files.update(q.file for q in batch.quarantine)  # a file may have no good row at all
                 line_level = pl.DataFrame(
                     {
                         SOURCE_COLUMN: [source.source_name] * len(batch.quarantine),
