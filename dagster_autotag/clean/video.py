@@ -8,10 +8,12 @@ import polars as pl
 
 from dagster_autotag.clean.media_frame import parse_asr_column, parse_ocr_column
 from dagster_autotag.clean.text import normalise_columns
+from dagster_autotag.ingest.raw import ROW_GROUP_ROWS
 from dagster_autotag.ingest.typecast import QUARANTINE_SCHEMA
 
-# JSON payloads are large (kilobytes per video): parse in slices so memory stays bounded.
-SLICE_ROWS = 50_000
+# JSON payloads are large (kilobytes per video): parse in slices of one raw row group so memory stays
+# bounded (measured on 290k videos: 25k-row slices are faster and 0.4 GB leaner than 50k).
+SLICE_ROWS = ROW_GROUP_ROWS
 PARALLEL_SLICES = 2
 
 

@@ -13,7 +13,7 @@ from dagster_autotag.lake import PART_FILE, parquet_writer, partition_dir, stage
 
 RAW_LAYER = "raw"
 QUARANTINE_LAYER = "quarantine"
-ROW_GROUP_ROWS = 50_000  # small row groups: clean builders read raw partitions in slices of this size
+ROW_GROUP_ROWS = 25_000  # small row groups: clean builders read raw partitions in slices of this size
 
 
 @dataclass
