@@ -52,7 +52,7 @@ def parse_export_bytes(data: bytes, column_names: list[str], quoting: str, file_
             bad[i] = True
             raw = data[layout.starts[i] : layout.ends[i]]
             quarantine.append(QuarantinedLine(file_label, int(layout.lines[i]), _show(raw), "invalid UTF-8"))
-    columns = _parse_good_records(data, layout, np.flatnonzero(~bad), column_names, quoting, quote_byte)
+    columns = _parse_good_records(data, layout, np.flatnonzero(~bad), column_names, quoting)
     quarantine.sort(key=lambda q: q.line or 0)
 
     good = np.flatnonzero(~bad)
@@ -113,11 +113,11 @@ def _invalid_utf8_records(data: bytes, layout: _Layout, already_bad: np.ndarray)
     return [int(i) for i in records if not already_bad[i]]
 
 
-def _parse_good_records(data, layout, good, column_names, quoting, quote_byte) -> dict[str, pa.Array]:
+def _parse_good_records(data, layout, good, column_names, quoting) -> dict[str, pa.Array]:
     """pyarrow where it agrees with the pre-pass, else the pure-Python splitter: slower, never wrong."""
     if len(good) == 0:
         return {name: pa.array([], pa.string()) for name in column_names}
-    columns = _parse_with_arrow(_good_bytes(data, layout, good), column_names, quoting, quote_byte)
+    columns = _parse_with_arrow(_good_bytes(data, layout, good), column_names, quoting)
     if columns is None or len(columns[column_names[0]]) != len(good):
         columns = _parse_with_python(data, layout, good, column_names, quoting)
     return {name: _null_literal_to_null(arr) for name, arr in columns.items()}
@@ -135,9 +135,10 @@ def _is_valid_utf8(data: bytes) -> bool:
 
 
 def _good_bytes(data: bytes, layout: _Layout, good: np.ndarray) -> bytes:
-    if len(good) == len(layout.starts) and not _has_crlf(layout, data):
+    crlf = _has_crlf(layout, data)
+    if len(good) == len(layout.starts) and not crlf:
         return data
-    if _has_crlf(layout, data):
+    if crlf:
         return b"\n".join(data[layout.starts[i] : layout.ends[i]] for i in good)
     # Bad records are few: copy the runs of consecutive good records, not each record.
     run_breaks = np.flatnonzero(np.diff(good) != 1) + 1
@@ -151,12 +152,12 @@ def _has_crlf(layout: _Layout, data: bytes) -> bool:
     )
 
 
-def _parse_with_arrow(payload: bytes, column_names, quoting, quote_byte) -> dict[str, pa.Array] | None:
+def _parse_with_arrow(payload: bytes, column_names, quoting) -> dict[str, pa.Array] | None:
     if quoting == "nul":
         stand_in = next((b for b in _QUOTE_STAND_INS if payload.find(bytes([b])) < 0), None)
         if stand_in is None:
             return None
-        payload = payload.replace(b"\0", bytes([stand_in])) if quote_byte == 0 else payload
+        payload = payload.replace(b"\0", bytes([stand_in]))
         quote_char, double_quote = chr(stand_in), False
     else:
         quote_char, double_quote = '"', True
