@@ -122,8 +122,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="sample exports for N days, then the daily job for each day, then a summary",
         description="What `make demo` runs: writes sample exports for the last DAYS days, materialises every "
-        "asset of the daily job for each day into the Dagster instance under $DAGSTER_HOME, and prints "
-        "rows per layer, check failures and where the outputs are.",
+        "asset of the daily job for each day into the Dagster instance under $DAGSTER_HOME, builds every "
+        "scheme's train/dev/test splits over those days, and prints rows per layer, check failures and where "
+        "the outputs are.",
     )
     p.add_argument("--days", type=_int_in(1, 366), default=7, help="number of days (default 7)")
     p.add_argument("--start", type=_iso_date, help="first day (default: DAYS days before today)")
@@ -135,7 +136,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _apply_home(args)
-    from dagster_autotag.demo import print_summary, run_daily_job
+    from dagster_autotag.demo import print_summary, run_daily_job, run_datasets_job
     from dagster_autotag.sample.generator import generate_landing
     from dagster_autotag.settings import landing_dir
 
@@ -143,6 +144,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     dts = generate_landing(landing_dir(), args.days, start.isoformat(), args.items_per_day, args.seed)
     print(f"wrote sample exports for {dts[0]} … {dts[-1]} to {landing_dir()}")
     runs = run_daily_job(dts)
+    if all(r.success for r in runs):
+        runs.append(run_datasets_job(window_days=len(dts)))
     print_summary(dts, runs)
     return 0 if all(r.success for r in runs) else 1
 

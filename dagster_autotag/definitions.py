@@ -9,12 +9,15 @@ import os
 import dagster as dg
 
 from dagster_autotag.clean.assets import clean_assets
+from dagster_autotag.corpus.assets import build_corpus_assets
+from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
 from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.resources import LakeResource
 
 DAILY_JOB = "daily_ingest"
+DATASETS_JOB = "build_datasets"
 
 
 def export_source_from_env() -> ExportSource:
@@ -30,15 +33,25 @@ def export_source_from_env() -> ExportSource:
 
 daily_ingest_job = dg.define_asset_job(
     DAILY_JOB,
-    selection=dg.AssetSelection.groups("ingest", "clean"),
-    description="Hive exports of one day → raw → clean Parquet, with their checks.",
+    selection=dg.AssetSelection.groups("ingest", "clean", "corpus"),
+    description="Hive exports of one day → raw → clean → corpus Parquet and label distribution, with their checks.",
+)
+datasets_job = dg.define_asset_job(
+    DATASETS_JOB,
+    selection=dg.AssetSelection.groups("datasets"),
+    description="train/dev/test splits of every scheme over the trailing window of corpus partitions.",
 )
 
 
-def build_definitions(export_source: ExportSource | None = None, lake: LakeResource | None = None) -> dg.Definitions:
+def build_definitions(
+    export_source: ExportSource | None = None,
+    lake: LakeResource | None = None,
+    corpus_config: CorpusConfig | None = None,
+) -> dg.Definitions:
+    """corpus_config: default = corpus.yaml in the package, or the file $AUTOTAG_CORPUS_CONFIG names."""
     return dg.Definitions(
-        assets=[*raw_assets, *clean_assets],
-        jobs=[daily_ingest_job],
+        assets=[*raw_assets, *clean_assets, *build_corpus_assets(corpus_config or load_corpus_config())],
+        jobs=[daily_ingest_job, datasets_job],
         resources={
             "export_source": export_source or export_source_from_env(),
             "lake": lake

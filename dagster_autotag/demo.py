@@ -22,6 +22,8 @@ LAYER_TABLES = [
     ("clean", "video_asr"),
     ("clean", "video_ocr"),
     ("clean", "tags"),
+    ("corpus", "items"),
+    ("corpus", "label_distribution"),
 ]
 
 
@@ -68,6 +70,27 @@ def run_daily_job(dts: list[str]) -> list[DemoRun]:
     return runs
 
 
+def run_datasets_job(window_days: int) -> DemoRun:
+    """Every scheme's train/dev/test over the demo days (the splits print their distribution table)."""
+    import dagster as dg
+
+    from dagster_autotag.corpus.config import load_corpus_config
+    from dagster_autotag.definitions import DATASETS_JOB, defs
+
+    job = defs.resolve_job_def(DATASETS_JOB)
+    ops = {f"datasets__{name}": {"config": {"window_days": window_days}} for name in load_corpus_config().schemes}
+    run_config = {**QUIET_CONSOLE, "ops": ops}
+    with dg.DagsterInstance.get() as instance:
+        started = time.perf_counter()
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+        failed = [
+            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+        ]
+        return DemoRun("datasets", result.success, time.perf_counter() - started, failed)
+
+
 def layer_row_counts(dts: list[str]) -> pl.DataFrame:
     lake = lake_dir()
     rows = []
@@ -103,6 +126,12 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
         status = "ok" if run.success else "FAILED"
         checks = f"; failed checks: {', '.join(run.failed_checks)}" if run.failed_checks else ""
         print(f"  {run.dt}  {status:6s} {run.seconds:5.1f}s{checks}")
+    datasets = sorted(p for p in (lake_dir() / "datasets").glob("*") if p.is_dir())
+    charts = lake_dir() / "corpus" / "label_distribution" / f"dt={dts[-1]}" / "chart.png"
+    print(
+        f"\nDatasets      : {', '.join(str(p) for p in datasets) or 'none'}\n"
+        f"Label chart   : {charts}" + ("" if charts.exists() else " (missing)")
+    )
     print(
         f"\nLanding files : {landing_dir()}\n"
         f"Parquet lake  : {lake_dir()}  (e.g. {lake_dir() / 'clean' / 'news_items' / '*' / '*.parquet'})\n"

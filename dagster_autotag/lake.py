@@ -34,11 +34,18 @@ def table_glob(lake: Path, layer: str, table: str) -> str:
 @contextmanager
 def staged_partition(lake: Path, layer: str, table: str, dt: str) -> Iterator[Path]:
     """Yields an empty staging dir; on clean exit it atomically replaces the partition."""
+    with staged_directory(lake, partition_dir(lake, layer, table, dt)) as staging:
+        yield staging
+
+
+@contextmanager
+def staged_directory(lake: Path, target: Path) -> Iterator[Path]:
+    """Yields an empty staging dir; on clean exit it atomically replaces `target` (any folder)."""
     staging = lake / "_staging" / uuid.uuid4().hex
     staging.mkdir(parents=True)
     try:
         yield staging
-        swap_into_place(staging, partition_dir(lake, layer, table, dt))
+        swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from dagster_autotag.clean.assets import clean_assets
-from dagster_autotag.definitions import DAILY_JOB, build_definitions, defs
+from dagster_autotag.definitions import DAILY_JOB, DATASETS_JOB, build_definitions, defs
 from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.resources import LakeResource
@@ -50,8 +50,14 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "clean/video_asr": "clean",
         "clean/video_ocr": "clean",
         "clean/tags": "clean",
+        "corpus/items": "corpus",
+        "corpus/label_distribution": "corpus",
+        "datasets/p0_newcar": "datasets",
+        "datasets/p1_guide": "datasets",
     }
-    partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()}
+    daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
+    assert {k for k in groups if not k.startswith("datasets/")} == daily  # splits read a window of days
+    partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()} - {None}
     assert len(partitions) == 1 and next(iter(partitions)).timezone == "Asia/Shanghai"
     checks = {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys}
     assert {
@@ -59,8 +65,12 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "raw/news_pool:quarantine_share",
         "raw/news_pool:not_empty",
         "clean/news_items:itemid_unique",
+        "corpus/items:itemid_unique",
+        "datasets/p0_newcar:no_item_in_two_splits",
+        "datasets/p0_newcar:sub_label_implies_gate",
+        "datasets/p0_newcar:labels_in_every_split",
     } <= checks
-    assert defs.resolve_job_def(DAILY_JOB) is not None
+    assert defs.resolve_job_def(DAILY_JOB) is not None and defs.resolve_job_def(DATASETS_JOB) is not None
 
 
 def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path):

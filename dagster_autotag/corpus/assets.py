@@ -1,0 +1,258 @@
+"""corpus/items and corpus/label_distribution (daily), datasets/<scheme> (one per configured scheme).
+
+Thin: read the lake, call corpus/*.py, write, report. The corpus config is read once when the code
+location loads, so a new scheme in corpus.yaml shows up as a new datasets/<scheme> asset.
+"""
+
+import dagster as dg
+import polars as pl
+
+from dagster_autotag.corpus.chart import distribution_chart
+from dagster_autotag.corpus.config import CorpusConfig, Scheme
+from dagster_autotag.corpus.dataset import (
+    CORPUS_ITEMS,
+    CORPUS_LAYER,
+    DATASETS_LAYER,
+    DatasetResult,
+    build_dataset,
+    distribution_text,
+    markdown_table,
+    window,
+)
+from dagster_autotag.corpus.distribution import distribution_markdown, label_distribution
+from dagster_autotag.corpus.items import build_corpus_items
+from dagster_autotag.corpus.schemes import scheme_label_set
+from dagster_autotag.corpus.splits import SPLITS, SplitOptions
+from dagster_autotag.lake import PART_FILE, read_partition, staged_partition, write_parquet, write_partition
+from dagster_autotag.metadata import NOT_EMPTY_SPEC, check_specs, counts_table, not_empty_check, path_value, preview
+from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.resources import LakeResource
+
+CLEAN = "clean"
+ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
+DISTRIBUTION_KEY = dg.AssetKey([CORPUS_LAYER, "label_distribution"])
+
+
+def _clean(name: str) -> dg.AssetKey:
+    return dg.AssetKey([CLEAN, name])
+
+
+def _tags(lake: LakeResource, dt: str) -> pl.DataFrame:
+    return read_partition(lake.lake(), CLEAN, "tags", dt).collect()
+
+
+def _md_frame(frame: pl.DataFrame) -> dg.MarkdownMetadataValue:
+    return dg.MetadataValue.md(markdown_table(frame))
+
+
+def build_corpus_assets(config: CorpusConfig) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=ITEMS_KEY,
+        deps=[_clean("news_items"), _clean("video_asr"), _clean("video_ocr"), _clean("tags")],
+        partitions_def=daily_partitions,
+        group_name="corpus",
+        kinds={"polars", "parquet"},
+        check_specs=check_specs(
+            ITEMS_KEY, [("itemid_unique", True, "ERROR when the joins duplicated an item"), NOT_EMPTY_SPEC]
+        ),
+        description="Each clean news item with its labels per scheme, rule labels, and for videos the ASR/OCR "
+        "text (left join; has_asr/has_ocr flags); `text` is the model input built by the configured template.",
+    )
+    def corpus_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        dt = context.partition_key
+        root = lake.lake()
+        result = build_corpus_items(
+            read_partition(root, CLEAN, "news_items", dt),
+            read_partition(root, CLEAN, "video_asr", dt),
+            read_partition(root, CLEAN, "video_ocr", dt),
+            _tags(lake, dt),
+            config,
+        )
+        path = write_partition(root, CORPUS_LAYER, CORPUS_ITEMS, dt, result.items)
+        items = result.items
+        label_counts = {"(no content label, 全0样本)": int((items["content_labels"].list.len() == 0).sum())}
+        for scheme in config.schemes.values():
+            gate = items[scheme.gate_column]
+            label_counts[f"{scheme.name}: gate +"] = int(gate.sum() or 0)
+            label_counts[f"{scheme.name}: gate −"] = int((~gate).sum() or 0)
+            label_counts[f"{scheme.name}: no sub-label (全0样本)"] = int(
+                (items[scheme.labels_column].list.len() == 0).sum()
+            )
+            for label, n in (
+                items[scheme.labels_column]
+                .list.explode(keep_nulls=False, empty_as_null=False)
+                .value_counts()
+                .iter_rows()
+            ):
+                label_counts[label] = n
+        duplicates = items.height - items["itemid"].n_unique()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": items.height,
+                **result.stats,
+                "path": path_value(path),
+                "join_coverage": _md_frame(
+                    result.coverage.with_columns(
+                        (pl.col("with_asr") / pl.col("items")).round(4).alias("asr_share"),
+                        (pl.col("with_ocr") / pl.col("items")).round(4).alias("ocr_share"),
+                    )
+                ),
+                "label_counts": counts_table(label_counts, key="label"),
+                "rule_hits": _md_frame(result.rule_hits),
+                "top_unknown_tag_ids": counts_table(result.top_unknown_tag_ids, key="tag id (not in clean/tags)"),
+                "preview": preview(items, ["itemid", "dtype", "text", "content_labels", "rule_labels"]),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}
+                ),
+                not_empty_check(items.height),
+            ],
+        )
+
+    @dg.asset(
+        key=DISTRIBUTION_KEY,
+        deps=[ITEMS_KEY, _clean("tags")],
+        partitions_def=daily_partitions,
+        group_name="corpus",
+        kinds={"polars", "parquet"},
+        description="Per scheme: label counts and ratios, all-zero share, labels per item — Parquet, a Markdown "
+        "table and a bar chart (Chinese labels, CJK font).",
+    )
+    def label_distribution_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        dt = context.partition_key
+        items = read_partition(lake.lake(), CORPUS_LAYER, CORPUS_ITEMS, dt).collect()
+        tags = _tags(lake, dt)
+        label_sets = {name: scheme_label_set(s, tags) for name, s in config.schemes.items()}
+        dist = label_distribution(items, config, label_sets)
+        chart = distribution_chart(dist, f"corpus/items {dt}")
+        if chart.missing_glyphs:
+            context.log.warning(f"chart font {chart.font} lacks glyphs: {chart.missing_glyphs[:5]}")
+        with staged_partition(lake.lake(), CORPUS_LAYER, "label_distribution", dt) as staging:
+            write_parquet(dist.to_arrow(), staging / PART_FILE)
+            (staging / "chart.png").write_bytes(chart.png)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dist.height,
+                "chart": dg.MetadataValue.md(chart.markdown(f"label distribution {dt}")),
+                "distribution": dg.MetadataValue.md(distribution_markdown(dist)),
+                "chart_font": chart.font,
+                "chart_missing_glyphs": len(chart.missing_glyphs),
+                "path": path_value(lake.lake() / CORPUS_LAYER / "label_distribution" / f"dt={dt}"),
+            }
+        )
+
+    return [corpus_items, label_distribution_asset] + [build_dataset_asset(s) for s in config.schemes.values()]
+
+
+class DatasetConfig(dg.Config):
+    """Run config of datasets/<scheme> (defaults shown in the launchpad)."""
+
+    window_days: int = 90
+    end_date: str = ""  # newest partition to include (YYYY-MM-DD); empty = newest materialised
+    holdout_newest_days: int = 0  # > 0: those newest days are the test split
+    train_ratio: float = 0.8
+    dev_ratio: float = 0.1
+    test_ratio: float = 0.1
+    seed: int = 0
+    rare_min_share: float = 0.01
+    rare_min_count: int = 50
+    min_examples_per_split: int = 5  # WARN check for non-rare labels
+    oversample_floor: float = 0.0  # train only, 0 = off
+    oversample_target: float = 0.05
+    all_zero_ratio: float = 0.0  # train only, 0 = off
+
+    def split_options(self) -> SplitOptions:
+        return SplitOptions(
+            ratios=(self.train_ratio, self.dev_ratio, self.test_ratio),
+            holdout_newest_days=self.holdout_newest_days,
+            seed=self.seed,
+            rare_min_share=self.rare_min_share,
+            rare_min_count=self.rare_min_count,
+            oversample_floor=self.oversample_floor,
+            oversample_target=self.oversample_target,
+            all_zero_ratio=self.all_zero_ratio,
+        )
+
+
+def build_dataset_asset(scheme: Scheme) -> dg.AssetsDefinition:
+    key = dg.AssetKey([DATASETS_LAYER, scheme.name])
+    specs = check_specs(
+        key,
+        [
+            ("labels_in_every_split", False, "WARN listing non-rare labels with too few examples in a split"),
+            ("no_item_in_two_splits", True, "ERROR when an itemid or an exact duplicate text is in two splits"),
+            ("sub_label_implies_gate", True, "ERROR when a row has a sub-label but a negative gate"),
+        ],
+    )
+
+    @dg.asset(
+        key=key,
+        # Not partitioned: it reads a trailing window (run config window_days) of the daily corpus.
+        deps=[dg.AssetDep(ITEMS_KEY, partition_mapping=dg.AllPartitionMapping())],
+        group_name="datasets",
+        kinds={"polars", "parquet"},
+        check_specs=specs,
+        description=f"{scheme.description or scheme.name}: label-stratified train/dev/test Parquet over a trailing "
+        "window of corpus/items, duplicates kept together, rare labels listed in manifest.json.",
+    )
+    def dataset(context: dg.AssetExecutionContext, config: DatasetConfig, lake: LakeResource) -> dg.MaterializeResult:
+        root = lake.lake()
+        dts = window(root, config.window_days, config.end_date)
+        labels = scheme_label_set(scheme, _tags(lake, dts[-1]))
+        result = build_dataset(root, scheme, labels, config.split_options(), config.window_days, dts[-1])
+        table = distribution_text(result.distribution)
+        context.log.info(table)
+        print(table)
+        checks = dataset_checks(result, config.min_examples_per_split)
+        return dg.MaterializeResult(
+            metadata={
+                **{f"{s}_rows": result.manifest["rows"][s] for s in SPLITS},
+                **result.stats,
+                "window": f"{result.manifest['window']['start']} … {result.manifest['window']['end']}",
+                "labels": len(labels),
+                "rare_labels": dg.MetadataValue.json(result.manifest["rare_labels"]),
+                "distribution": _md_frame(result.distribution),
+                "path": path_value(result.path),
+            },
+            check_results=checks,
+        )
+
+    return dataset
+
+
+def dataset_checks(result: DatasetResult, min_examples: int) -> list[dg.AssetCheckResult]:
+    """Computed from the rows actually written, not from the plan."""
+    w = result.written
+    rare = set(result.manifest["rare_labels"])
+    offenders = []
+    for row in result.distribution.iter_rows(named=True):
+        label = row["label"]
+        if label in result.manifest["labels"] and label not in rare:
+            short = [s for s in SPLITS if result.manifest["rows"][s] and row[s] < min_examples]
+            if short:
+                offenders.append(f"{label} ({', '.join(f'{s}={row[s]}' for s in short)})")
+    straddling_items = w.group_by("itemid").agg(pl.col("split").n_unique()).filter(pl.col("split") > 1).height
+    straddling_texts = w.group_by("text_hash").agg(pl.col("split").n_unique()).filter(pl.col("split") > 1).height
+    inconsistent = w.filter((pl.col("n_labels") > 0) & ~pl.col("gate").fill_null(False)).height
+    return [
+        dg.AssetCheckResult(
+            check_name="labels_in_every_split",
+            passed=not offenders,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"min_examples": min_examples, "offenders": dg.MetadataValue.json(offenders)},
+            description="; ".join(offenders) if offenders else f"every non-rare label has ≥ {min_examples} per split",
+        ),
+        dg.AssetCheckResult(
+            check_name="no_item_in_two_splits",
+            passed=straddling_items == 0 and straddling_texts == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"itemids_in_two_splits": straddling_items, "texts_in_two_splits": straddling_texts},
+        ),
+        dg.AssetCheckResult(
+            check_name="sub_label_implies_gate",
+            passed=inconsistent == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rows_with_sub_label_and_negative_gate": inconsistent},
+        ),
+    ]
