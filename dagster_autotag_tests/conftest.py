@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from dagster_autotag_tests.demo_home import DemoHome, run_demo
 from dagster_autotag_tests.hive_server import (
     HiveServer,
     HiveServerUnavailable,
@@ -36,3 +37,10 @@ def hive_server(tmp_path_factory: pytest.TempPathFactory):
     finally:
         server.stop()
         atexit.unregister(server.stop)
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
+    """`autotag demo` run once (two small days, every layer, the datasets job) into a fresh home
+    with a persistent Dagster instance; read-only for the tests that use it."""
+    return run_demo(tmp_path_factory.mktemp("demo_home"))

@@ -1,40 +1,27 @@
-"""`autotag demo` end to end, as `make demo` runs it, on one small day in a temporary home."""
+"""`autotag demo` end to end, as `make demo` runs it, on two small days in a temporary home."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 
+from dagster_autotag_tests.demo_home import DEMO_DAYS, DEMO_ITEMS_PER_DAY
 
-def test_demo_materialises_every_layer_and_prints_the_summary(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # the demo derives it from --home
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster_autotag.cli",
-            "demo",
-            "--days",
-            "1",
-            "--start",
-            "2024-05-01",
-            "--items-per-day",
-            "300",
-            "--home",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "2024-05-01  ok" in out.stdout
-    assert "clean/news_items" in out.stdout and str(tmp_path / "lake") in out.stdout
-    items = pl.read_parquet(tmp_path / "lake/clean/news_items/dt=2024-05-01/part-0.parquet")
-    assert 280 <= items.height <= 300 and items["itemid"].is_unique().all()
-    # the run went into the persistent instance under $AUTOTAG_HOME/dagster, so the UI shows it
-    assert (tmp_path / "dagster" / "dagster.yaml").exists()
-    assert any(Path(tmp_path / "dagster").rglob("*.db"))
+
+def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
+    home, out = demo_home.path, demo_home.stdout
+    for dt in DEMO_DAYS:
+        assert f"{dt}  ok" in out
+    assert "datasets  ok" in out
+    assert "clean/news_items" in out and "corpus/items" in out and str(home / "lake") in out
+    items = pl.read_parquet(home / f"lake/clean/news_items/dt={DEMO_DAYS[0]}/part-0.parquet")
+    assert 0.93 * DEMO_ITEMS_PER_DAY <= items.height <= DEMO_ITEMS_PER_DAY and items["itemid"].is_unique().all()
+    corpus = pl.read_parquet(home / f"lake/corpus/items/dt={DEMO_DAYS[0]}/part-0.parquet")
+    assert corpus["itemid"].to_list() == items["itemid"].to_list()
+    # distribution report with its chart, and the splits of p0_newcar over both days
+    assert (home / f"lake/corpus/label_distribution/dt={DEMO_DAYS[-1]}/chart.png").exists()
+    assert "Distribution in train/dev/test" in out
+    for split in ("train", "dev", "test"):
+        assert (home / f"lake/datasets/p0_newcar/{split}.parquet").exists()
+    # the runs went into the persistent instance under $AUTOTAG_HOME/dagster, so the UI shows them
+    assert (home / "dagster" / "dagster.yaml").exists()
+    assert any(Path(home / "dagster").rglob("*.db"))
