@@ -1,0 +1,127 @@
+"""MLflow side of training: tracking URI, a pyfunc that returns per-label probabilities for raw text,
+registration with the `challenger` alias, and the promotion gate to `champion`.
+
+mlflow is imported inside functions: importing it costs 1–2 s, which the CLI and the code
+location should not pay. Registry stages are deprecated; only aliases are used.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster_autotag.settings import autotag_home
+
+TRACKING_URI_ENV = "AUTOTAG_MLFLOW_TRACKING_URI"
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+def default_tracking_uri() -> str:
+    """$AUTOTAG_MLFLOW_TRACKING_URI (a real server), else sqlite under $AUTOTAG_HOME/mlflow."""
+    uri = os.environ.get(TRACKING_URI_ENV, "").strip()
+    if uri:
+        return uri
+    root = autotag_home() / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    return (autotag_home() / "mlflow" / "artifacts").as_uri()
+
+
+def registered_model_name(scheme: str, kind: str) -> str:
+    """One registered model per scheme and model type (it holds the gate and sub-label models)."""
+    return f"autotag.{scheme}.{kind}"
+
+
+@dataclass
+class LoggedModel:
+    run_id: str
+    name: str
+    version: str
+    model_uri: str
+
+
+def log_scheme_model(model_dir: Path, name: str, example_texts: list[str]) -> LoggedModel:
+    """Inside an active run: log the saved SchemeModel at `model_dir` as a pyfunc (signature and
+    input example), register it under `name` and point the `challenger` alias at the new version."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from dagster_autotag.train.pyfunc import SchemeModelPyfunc
+    from dagster_autotag.train.scheme_model import SchemeModel
+
+    example = pd.DataFrame({"text": list(example_texts[:3]) or ["示例文本"]})
+    model = SchemeModel.load(model_dir)
+    output = pd.DataFrame(model.predict_proba(example["text"].tolist()), columns=model.targets)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=SchemeModelPyfunc(),
+        artifacts={"model": str(model_dir)},
+        signature=infer_signature(example, output),
+        input_example=example,
+        registered_model_name=name,
+        pip_requirements=runtime_requirements(),  # inferring them starts a subprocess (~20 s)
+    )
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
+    return LoggedModel(mlflow.active_run().info.run_id, name, version, f"models:/{name}/{version}")
+
+
+def runtime_requirements() -> list[str]:
+    """What a scheme model needs to load elsewhere, pinned to the versions that trained it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("mlflow", "numpy", "pandas", "polars", "scikit-learn", "torch", "transformers", "jieba"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pass
+    return pins
+
+
+def load_scheme_model(model_uri: str):
+    """A registered model back as our SchemeModel (e.g. `models:/autotag.p0_newcar.linear@champion`)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+
+
+@dataclass
+class Promotion:
+    promoted: bool
+    reason: str
+    challenger_version: str
+    champion_version: str | None
+    challenger_score: float
+    champion_score: float | None
+
+
+def promote(name: str, score: Callable[[str], float], tolerance: float = 0.0) -> Promotion:
+    """Move `champion` to the `challenger` version when score(challenger) ≥ score(champion) −
+    tolerance; `score(model_uri)` evaluates a model on the current test split, so both are judged
+    on the same data even when the champion was trained on an older window."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    new_version = str(client.get_model_version_by_alias(name, CHALLENGER).version)
+    try:
+        old_version = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        old_version = None
+    new = score(f"models:/{name}@{CHALLENGER}")
+    if old_version is None:
+        client.set_registered_model_alias(name, CHAMPION, new_version)
+        return Promotion(True, "no champion yet", new_version, None, new, None)
+    if old_version == new_version:
+        return Promotion(False, "challenger is already the champion", new_version, old_version, new, new)
+    old = score(f"models:/{name}@{CHAMPION}")
+    if new >= old - tolerance:
+        client.set_registered_model_alias(name, CHAMPION, new_version)
+        reason = f"challenger v{new_version} {new:.4f} ≥ champion v{old_version} {old:.4f} − tolerance {tolerance}"
+        return Promotion(True, reason, new_version, old_version, new, old)
+    reason = f"kept champion v{old_version}: challenger v{new_version} {new:.4f} < {old:.4f} − tolerance {tolerance}"
+    return Promotion(False, reason, new_version, old_version, new, old)

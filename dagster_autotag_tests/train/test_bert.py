@@ -1,0 +1,67 @@
+"""The BERT path on a tiny randomly initialised BertConfig model built on the fly."""
+
+import numpy as np
+import pytest
+
+from dagster_autotag.train.bert import BertTrainConfig, TrainedBert, micro_f1, pos_weight, train_bert
+from dagster_autotag_tests.train.tiny_bert import tiny_bert_dir
+
+KEYWORDS = ["谍照", "上市", "报价"]
+FILLER = "这款新车的外观内饰动力配置都值得关注一下吧"
+
+
+def synthetic(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.random((n, len(KEYWORDS))) < 0.35
+    texts = []
+    for row in y:
+        words = [FILLER[i] for i in rng.integers(0, len(FILLER), size=12)]
+        for j in np.flatnonzero(row):
+            words.insert(int(rng.integers(0, len(words))), KEYWORDS[j])
+        texts.append("".join(words))
+    return texts, y.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    train_x, train_y = synthetic(160, 0)
+    dev_x, dev_y = synthetic(60, 1)
+    model_dir = tiny_bert_dir(tmp_path_factory.mktemp("tiny_bert"), train_x + dev_x, hidden=64, layers=1)
+    # a randomly initialised encoder needs a far higher learning rate than fine-tuning does
+    config = BertTrainConfig(
+        model_dir=str(model_dir), max_len=32, batch_size=16, lr=3e-3, head_lr=1e-2, max_epochs=8, patience=8,
+        dropout=0.0,
+    )  # fmt: skip
+    epochs = []
+    model = train_bert(train_x, train_y, dev_x, dev_y, config, on_epoch=lambda e, m: epochs.append((e, m)))
+    return model, dev_x, dev_y, epochs
+
+
+def test_tiny_bert_learns_a_multi_label_task(trained):
+    model, dev_x, dev_y, epochs = trained
+    probs = model.predict_proba(dev_x)
+    assert probs.shape == dev_y.shape and probs.dtype == np.float32
+    assert micro_f1(dev_y, probs) >= 0.85
+    assert [e for e, _ in epochs] == list(range(1, len(epochs) + 1))
+    assert {"train_loss", "dev_micro_f1"} <= set(epochs[0][1])
+    assert max(m["dev_micro_f1"] for _, m in epochs) == pytest.approx(micro_f1(dev_y, probs), abs=1e-6)  # best kept
+
+
+def test_save_and_load_give_the_same_probabilities(trained, tmp_path):
+    model, dev_x, _, _ = trained
+    model.save(tmp_path / "bert")
+    loaded = TrainedBert.load(tmp_path / "bert")
+    np.testing.assert_allclose(loaded.predict_proba(dev_x), model.predict_proba(dev_x), atol=1e-5)
+
+
+def test_dynamic_padding_does_not_change_results(trained):
+    model, dev_x, _, _ = trained
+    one_by_one = np.vstack([model.predict_proba([t]) for t in dev_x[:8]])
+    np.testing.assert_allclose(one_by_one, model.predict_proba(dev_x[:8], batch_size=8), atol=1e-5)
+
+
+def test_pos_weight_is_capped_and_safe_for_labels_without_positives():
+    y = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0]] * 10, dtype=np.float32)
+    y[0, 2] = 1
+    weights = pos_weight(y, cap=3.0).tolist()
+    assert weights[0] == 3.0 and weights[1] == 1.0 and weights[2] == pytest.approx(29 / 11)  # 11 positives of 40

@@ -1,0 +1,158 @@
+"""Gate + sub-label models of every type through one training/evaluation path, and MLflow
+registration with the champion/challenger promotion gate (real sqlite tracking store)."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dagster_autotag.train.linear import LinearConfig
+from dagster_autotag.train.registry import (
+    CHALLENGER,
+    CHAMPION,
+    load_scheme_model,
+    log_scheme_model,
+    promote,
+    registered_model_name,
+)
+from dagster_autotag.train.scheme_model import (
+    SchemeModel,
+    SplitData,
+    TrainingOptions,
+    score_on_split,
+    train_scheme_model,
+)
+from dagster_autotag.train.textcnn import TextCNNConfig
+
+GATE = "新车资讯"
+LABELS = ["新车资讯/谍照", "新车资讯/新车上市", "新车资讯/新车报价", "新车资讯/新车到店"]
+CUES = {"新车资讯/谍照": "谍照曝光", "新车资讯/新车上市": "正式上市", "新车资讯/新车报价": "报价公布"}
+FILLER = "用车保养技巧改装轮胎机油空调导航座椅油耗空间"
+
+
+def rows(n: int, seed: int) -> pl.DataFrame:
+    """40% gate items (text says 新车) with keyword sub-labels; 新车到店 never has a cue."""
+    rng = np.random.default_rng(seed)
+    texts, gates, labels = [], [], []
+    for _ in range(n):
+        words = [FILLER[i : i + 2] for i in rng.integers(0, len(FILLER) - 1, size=6)]
+        gate = bool(rng.random() < 0.4)
+        mine = []
+        if gate:
+            words.insert(0, "新车")
+            mine = [lab for lab in CUES if rng.random() < 0.4]
+            for lab in mine:
+                words.insert(int(rng.integers(0, len(words))), CUES[lab])
+            if rng.random() < 0.05:
+                mine.append("新车资讯/新车到店")  # uncued, rare: cannot reach the precision floor
+        texts.append("".join(words))
+        gates.append(gate)
+        labels.append(sorted(mine))
+    return pl.DataFrame(
+        {"itemid": [f"{seed}-{i}" for i in range(n)], "text": texts, "gate": gates, "labels": labels, "copy": [0] * n},
+        schema_overrides={"labels": pl.List(pl.String)},
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("datasets") / "p0_test"
+    path.mkdir()
+    for split, n, seed in (("train", 600, 0), ("dev", 200, 1), ("test", 200, 2)):
+        rows(n, seed).write_parquet(path / f"{split}.parquet")
+    manifest = {"scheme": "p0_test", "gate": [GATE], "labels": LABELS, "rare_labels": ["新车资讯/新车到店"]}
+    (path / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def linear(dataset):
+    return train_scheme_model("linear", LinearConfig(min_df=1), dataset)
+
+
+def test_linear_scheme_model_learns_gate_and_labels(linear):
+    summary = linear.test.summary
+    assert summary["micro_f1"] >= 0.9, summary
+    per_label = {r["label"]: r for r in linear.test.per_label.iter_rows(named=True)}
+    assert per_label[GATE]["f1"] >= 0.95
+    assert per_label["新车资讯/谍照"]["precision"] >= 0.8
+    assert linear.rare_labels == ["新车资讯/新车到店"]
+
+
+def test_a_label_that_cannot_reach_the_precision_floor_is_not_shipped(linear):
+    shipped = linear.shipped_labels()
+    assert GATE in shipped and "新车资讯/谍照" in shipped
+    assert "新车资讯/新车到店" not in shipped
+    # and it is never predicted
+    assert not linear.test.y_pred[:, linear.model.targets.index("新车资讯/新车到店")].any()
+
+
+def test_sub_labels_never_fire_without_the_gate_and_probabilities_are_joint(linear, dataset):
+    test = SplitData.read(dataset / "test.parquet", LABELS)
+    probs = linear.model.predict_proba(test.texts)
+    assert (probs[:, 1:] <= probs[:, :1] + 1e-6).all()  # P(gate) × P(label | gate)
+    fired = linear.model.decide(probs)
+    assert not (fired[:, 1:] & ~fired[:, :1]).any()
+
+
+def test_save_load_roundtrip_keeps_probabilities_and_thresholds(linear, dataset, tmp_path):
+    test = SplitData.read(dataset / "test.parquet", LABELS)
+    loaded = SchemeModel.load(linear.model.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.predict_proba(test.texts), linear.model.predict_proba(test.texts), atol=1e-6)
+    np.testing.assert_array_equal(loaded.thresholds.shipped, linear.model.thresholds.shipped)
+
+
+def test_textcnn_goes_through_the_same_path(dataset):
+    config = TextCNNConfig(max_len=32, embed_dim=32, num_filters=32, max_epochs=8, patience=3, lr=1e-2, num_threads=1)
+    epochs = []
+    result = train_scheme_model("textcnn", config, dataset, on_epoch=lambda task, e, m: epochs.append((task, e)))
+    assert result.test.summary["micro_f1"] >= 0.85, result.test.summary
+    assert ("gate", 1) in epochs and ("labels", 1) in epochs  # per-epoch metrics for both tasks
+    assert list(result.test.per_label["label"]) == [GATE, *LABELS]  # same evaluation table as linear
+
+
+def test_register_promote_and_load_the_champion(linear, dataset, tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("AUTOTAG_HOME", str(tmp_path))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("test")
+    name = registered_model_name("p0_test", "linear")
+    test = SplitData.read(dataset / "test.parquet", LABELS)
+
+    def score(uri: str) -> float:
+        return score_on_split(load_scheme_model(uri), test)
+
+    good_dir = linear.model.save(tmp_path / "good")
+    with mlflow.start_run():
+        first = log_scheme_model(good_dir, name, test.texts)
+    decision = promote(name, score)
+    assert decision.promoted and decision.reason == "no champion yet"
+
+    # a worse challenger: the same model with its gate threshold pushed up so most gates are missed
+    worse = SchemeModel.load(good_dir)
+    worse.thresholds.thresholds[0] = 0.999
+    worse_dir = worse.save(tmp_path / "worse")
+    with mlflow.start_run():
+        second = log_scheme_model(worse_dir, name, test.texts)
+    decision = promote(name, score, tolerance=0.01)
+    assert not decision.promoted and "kept champion" in decision.reason
+    assert decision.challenger_score < decision.champion_score
+
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == first.version
+    assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == second.version
+
+    # the champion predicts raw text as a plain pyfunc: one probability column per target
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    out = champion.predict(pl.DataFrame({"text": ["新车谍照曝光", "机油保养技巧"]}).to_pandas())
+    assert list(out.columns) == [GATE, *LABELS]
+    assert out.iloc[0][GATE] > 0.5 > out.iloc[1][GATE]
+    decisions = champion.unwrap_python_model().decide(out)
+    assert bool(decisions.iloc[0]["新车资讯/谍照"]) and not decisions.iloc[1].any()
+
+
+def test_options_top_k_caps_sub_labels(dataset):
+    result = train_scheme_model("linear", LinearConfig(min_df=1), dataset, TrainingOptions(top_k=1))
+    assert result.test.y_pred[:, 1:].sum(axis=1).max() <= 1
