@@ -117,6 +117,7 @@ def test_register_promote_and_load_the_champion(linear, dataset, tmp_path, monke
 
     monkeypatch.setenv("AUTOTAG_HOME", str(tmp_path))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())  # not ./mlruns
     mlflow.set_experiment("test")
     name = registered_model_name("p0_test", "linear")
     test = SplitData.read(dataset / "test.parquet", LABELS)
