@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export AUTOTAG_HOME ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(AUTOTAG_HOME)/dagster
 
-.PHONY: venv demo test ui bench-ingest clean-var
+.PHONY: venv demo test ui bench-ingest bench-corpus clean-var
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ ui: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-corpus: $(STAMP)
+	$(BIN)/python bench/corpus.py
 
 clean-var:
 	rm -rf var

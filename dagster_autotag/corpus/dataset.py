@@ -70,8 +70,15 @@ def build_dataset(
 
     everything = pl.concat([scan(dt, ["itemid", "text_hash", gate, label_col]) for dt in dts]).collect()
     in_scope = everything.filter(pl.col(gate).is_not_null())
-    newest = in_scope.sort("dt", descending=True).unique("itemid", keep="first", maintain_order=True)
-    items = newest.select("itemid", "dt", "text_hash", label_mask(gate, label_col, labels))
+    counts = {"rows_in_window": everything.height, "out_of_scope_items": everything.height - in_scope.height}
+    del everything  # only the counts are needed later; at 30 days of 1M news rows this is gigabytes
+    items = (
+        in_scope.sort("dt", descending=True)
+        .unique("itemid", keep="first", maintain_order=True)
+        .select("itemid", "dt", "text_hash", label_mask(gate, label_col, labels))
+    )
+    counts["itemids_repeated_across_days"] = in_scope.height - items.height
+    del in_scope
     if items.is_empty():
         raise EmptyWindowError(f"{scheme.name}: no in-scope items in {dts[0]}…{dts[-1]}")
     plan = plan_splits(items, labels, options)
@@ -129,9 +136,7 @@ def build_dataset(
     stats = {
         **plan.stats,
         "partitions_read": len(dts),
-        "rows_in_window": everything.height,
-        "out_of_scope_items": everything.height - in_scope.height,
-        "itemids_repeated_across_days": in_scope.height - newest.height,
+        **counts,
     }
     return DatasetResult(target, manifest, distribution, written_rows, stats)
 
