@@ -15,9 +15,12 @@ from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.resources import LakeResource
+from dagster_autotag.train.assets import build_training_assets
+from dagster_autotag.train.mlflow_resource import MlflowResource
 
 DAILY_JOB = "daily_ingest"
 DATASETS_JOB = "build_datasets"
+TRAIN_JOB = "train_models"
 
 
 def export_source_from_env() -> ExportSource:
@@ -41,21 +44,34 @@ datasets_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("datasets"),
     description="train/dev/test splits of every scheme over the trailing window of corpus partitions.",
 )
+train_job = dg.define_asset_job(
+    TRAIN_JOB,
+    selection=dg.AssetSelection.groups("models"),
+    description="Every scheme × model type: train, evaluate, log to MLflow, register, promote (one at a time).",
+)
 
 
 def build_definitions(
     export_source: ExportSource | None = None,
     lake: LakeResource | None = None,
     corpus_config: CorpusConfig | None = None,
+    mlflow: MlflowResource | None = None,
 ) -> dg.Definitions:
     """corpus_config: default = corpus.yaml in the package, or the file $AUTOTAG_CORPUS_CONFIG names."""
+    corpus_config = corpus_config or load_corpus_config()
     return dg.Definitions(
-        assets=[*raw_assets, *clean_assets, *build_corpus_assets(corpus_config or load_corpus_config())],
-        jobs=[daily_ingest_job, datasets_job],
+        assets=[
+            *raw_assets,
+            *clean_assets,
+            *build_corpus_assets(corpus_config),
+            *build_training_assets(list(corpus_config.schemes.values())),
+        ],
+        jobs=[daily_ingest_job, datasets_job, train_job],
         resources={
             "export_source": export_source or export_source_from_env(),
             "lake": lake
             or LakeResource(quarantine_share_limit=float(os.environ.get("AUTOTAG_QUARANTINE_LIMIT", "0.01"))),
+            "mlflow": mlflow or MlflowResource(),
         },
     )
 

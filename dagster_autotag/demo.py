@@ -44,6 +44,9 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():  # the machines this runs on are offline: no telemetry, no banner
         config.write_text("telemetry:\n  enabled: false\n")
+    if "concurrency:" not in config.read_text():  # one training at a time (pool autotag_training)
+        with config.open("a") as f:
+            f.write("concurrency:\n  pools:\n    default_limit: 1\n")
     return home
 
 
@@ -91,6 +94,43 @@ def run_datasets_job(window_days: int) -> DemoRun:
         return DemoRun("datasets", result.success, time.perf_counter() - started, failed)
 
 
+DEMO_TEXTCNN = {"max_epochs": 3, "num_filters": 64, "max_len": 96, "patience": 1}
+
+
+def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
+    """The linear model and a small TextCNN for one scheme: trained, logged to MLflow, registered,
+    and the promotion gate run (the first model of each type becomes champion)."""
+    import dagster as dg
+
+    from dagster_autotag.definitions import TRAIN_JOB, defs
+
+    job = defs.resolve_job_def(TRAIN_JOB)
+    selection = [dg.AssetKey(["models", scheme, "linear"]), dg.AssetKey(["models", scheme, "textcnn"])]
+    run_config = {**QUIET_CONSOLE, "ops": {f"models__{scheme}__textcnn": {"config": DEMO_TEXTCNN}}}
+    with dg.DagsterInstance.get() as instance:
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config, asset_selection=selection
+        )
+        return DemoRun(f"models/{scheme}", result.success, time.perf_counter() - started)
+
+
+def model_summary() -> list[str]:
+    """One line per registered model: champion version and its test micro-F1."""
+    import mlflow
+
+    from dagster_autotag.train.registry import CHAMPION, default_tracking_uri
+
+    client = mlflow.MlflowClient(default_tracking_uri())
+    lines = []
+    for model in client.search_registered_models():
+        champion = model.aliases.get(CHAMPION)
+        run = client.get_run(client.get_model_version(model.name, champion).run_id) if champion else None
+        f1 = run.data.metrics.get("test.micro_f1") if run else None
+        lines.append(f"  {model.name:32s} champion v{champion}  test micro-F1 {f1:.3f}" if run else f"  {model.name}")
+    return lines
+
+
 def layer_row_counts(dts: list[str]) -> pl.DataFrame:
     lake = lake_dir()
     rows = []
@@ -128,6 +168,9 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
         print(f"  {run.dt}  {status:6s} {run.seconds:5.1f}s{checks}")
     datasets = sorted(p for p in (lake_dir() / "datasets").glob("*") if p.is_dir())
     charts = lake_dir() / "corpus" / "label_distribution" / f"dt={dts[-1]}" / "chart.png"
+    models = model_summary() if (autotag_home() / "mlflow").is_dir() else []
+    if models:
+        print("\nRegistered models (MLflow):\n" + "\n".join(models))
     print(
         f"\nDatasets      : {', '.join(str(p) for p in datasets) or 'none'}\n"
         f"Label chart   : {charts}" + ("" if charts.exists() else " (missing)")
@@ -136,5 +179,6 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
         f"\nLanding files : {landing_dir()}\n"
         f"Parquet lake  : {lake_dir()}  (e.g. {lake_dir() / 'clean' / 'news_items' / '*' / '*.parquet'})\n"
         f"Dagster home  : {os.environ['DAGSTER_HOME']}\n"
+        f"MLflow        : {autotag_home() / 'mlflow'}  (mlflow ui --backend-store-uri sqlite:///{autotag_home() / 'mlflow' / 'mlflow.db'})\n"
         f"Open the UI   : make ui   (dagster dev -w workspace.yaml)"
     )

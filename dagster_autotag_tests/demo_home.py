@@ -6,8 +6,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-DEMO_DAYS = ["2024-05-01", "2024-05-02"]
-DEMO_ITEMS_PER_DAY = 400
+DEMO_DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]
+DEMO_ITEMS_PER_DAY = 800
 
 
 @dataclass

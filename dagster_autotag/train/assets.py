@@ -1,0 +1,267 @@
+"""models/<scheme>/<kind>: train on datasets/<scheme>, track in MLflow, register, promote.
+
+One asset per scheme and model type (linear, textcnn; bert when AUTOTAG_BERT_MODEL_DIR names a
+local transformers directory). Each materialisation is one MLflow run: params, per-epoch
+metrics, test metrics, artifacts, the pyfunc registered with alias `challenger`, then the
+promotion gate that moves `champion`. All training assets share the pool `autotag_training`
+(limit 1 in the instance's dagster.yaml), so only one training runs at a time.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from dagster_autotag.corpus.config import Scheme
+from dagster_autotag.corpus.dataset import DATASETS_LAYER, MANIFEST
+from dagster_autotag.metadata import path_value
+from dagster_autotag.resources import LakeResource
+from dagster_autotag.train.mlflow_resource import MlflowResource
+
+TRAINING_POOL = "autotag_training"
+BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
+
+
+class TrainConfig(dg.Config):
+    threshold_mode: str = Field("precision_floor", description="precision_floor | f1")
+    precision_floor: float = Field(0.8, description="a label must reach this dev precision to ship")
+    top_k: int = Field(0, description="at most k sub-labels per item (0 = no cap)")
+    promotion_metric: str = Field("micro_f1", description="test metric compared with the champion's")
+    promotion_tolerance: float = Field(0.005, description="challenger may be this much below the champion")
+
+
+class LinearTrainConfig(TrainConfig):
+    ngram_max: int = 3
+    min_df: int = 2
+    c: float = 4.0
+    class_weight_balanced: bool = True
+
+    def model_config_object(self):
+        from dagster_autotag.train.linear import LinearConfig
+
+        return LinearConfig(
+            ngram_range=(1, self.ngram_max),
+            min_df=self.min_df,
+            C=self.c,
+            class_weight="balanced" if self.class_weight_balanced else None,
+        )
+
+
+class TextCNNTrainConfig(TrainConfig):
+    tokenizer: str = "char"
+    max_len: int = 128
+    embed_dim: int = 0  # 0: the vectors' dimension, else 128
+    kernel_sizes: list[int] = [2, 3, 4]
+    num_filters: int = 128
+    pooling_top_k: int = 1
+    dropout: float = 0.5
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 10
+    patience: int = 2
+    vectors_npy: str = ""  # e.g. ../shared/datasets/char_vectors/tencent_char_200d.npy
+    vectors_vocab: str = ""
+    freeze_embeddings: bool = False
+    num_threads: int = 2
+    seed: int = 0
+
+    def model_config_object(self):
+        from dagster_autotag.train.textcnn import TextCNNConfig
+
+        return TextCNNConfig(
+            tokenizer=self.tokenizer,
+            max_len=self.max_len,
+            embed_dim=self.embed_dim or None,
+            kernel_sizes=tuple(self.kernel_sizes),
+            num_filters=self.num_filters,
+            top_k=self.pooling_top_k,
+            dropout=self.dropout,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            vectors_npy=self.vectors_npy or None,
+            vectors_vocab=self.vectors_vocab or None,
+            freeze_embeddings=self.freeze_embeddings,
+            num_threads=self.num_threads,
+            seed=self.seed,
+        )
+
+
+class BertTrainConfigDg(TrainConfig):
+    model_dir: str = Field(default_factory=lambda: os.environ.get(BERT_DIR_ENV, ""))
+    max_len: int = 128
+    batch_size: int = 32
+    lr: float = 3e-5
+    max_epochs: int = 3
+    warmup_ratio: float = 0.1
+    patience: int = 2
+    num_threads: int = 2
+    seed: int = 0
+
+    def model_config_object(self):
+        from dagster_autotag.train.bert import BertTrainConfig
+
+        if not self.model_dir or not Path(self.model_dir).is_dir():
+            raise ValueError(
+                f"BERT needs a local transformers directory: set {BERT_DIR_ENV} or model_dir in run config"
+            )
+        return BertTrainConfig(
+            model_dir=self.model_dir,
+            max_len=self.max_len,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            warmup_ratio=self.warmup_ratio,
+            patience=self.patience,
+            num_threads=self.num_threads,
+            seed=self.seed,
+        )
+
+
+CONFIGS = {"linear": LinearTrainConfig, "textcnn": TextCNNTrainConfig, "bert": BertTrainConfigDg}
+
+
+def enabled_kinds() -> list[str]:
+    return ["linear", "textcnn"] + (["bert"] if os.environ.get(BERT_DIR_ENV) else [])
+
+
+def build_training_assets(schemes: list[Scheme]) -> list[dg.AssetsDefinition]:
+    return [build_training_asset(s, kind) for s in schemes for kind in enabled_kinds()]
+
+
+def build_training_asset(scheme: Scheme, kind: str) -> dg.AssetsDefinition:
+    config_class = CONFIGS[kind]
+
+    @dg.asset(
+        key=dg.AssetKey(["models", scheme.name, kind]),
+        deps=[dg.AssetKey([DATASETS_LAYER, scheme.name])],
+        group_name="models",
+        kinds={"pytorch" if kind != "linear" else "scikitlearn", "mlflow"},
+        pool=TRAINING_POOL,
+        description=f"{kind} gate + sub-label models for {scheme.name}: thresholds tuned on dev, evaluated on test, "
+        f"logged to MLflow and registered as autotag.{scheme.name}.{kind} (alias challenger → champion if not worse).",
+    )
+    def train_model(
+        context: dg.AssetExecutionContext, config: config_class, lake: LakeResource, mlflow: MlflowResource
+    ):
+        return run_training(context, scheme, kind, config, lake, mlflow)
+
+    return train_model
+
+
+def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: LakeResource, tracking: MlflowResource):
+    import mlflow as mlflow_api
+
+    from dagster_autotag.train.evaluate import to_json
+    from dagster_autotag.train.registry import load_scheme_model, log_scheme_model, promote, registered_model_name
+    from dagster_autotag.train.scheme_model import SplitData, TrainingOptions, score_on_split, train_scheme_model
+
+    dataset_dir = lake.lake() / DATASETS_LAYER / scheme.name
+    if not (dataset_dir / MANIFEST).exists():
+        raise FileNotFoundError(f"no dataset at {dataset_dir}: materialize datasets/{scheme.name} first")
+    manifest = json.loads((dataset_dir / MANIFEST).read_text(encoding="utf-8"))
+    options = TrainingOptions(config.threshold_mode, config.precision_floor, config.top_k or None)
+    name = registered_model_name(scheme.name, kind)
+
+    with tracking.run(run_name=f"{scheme.name}-{kind}", tags={"scheme": scheme.name, "kind": kind}) as run:
+        mlflow_api.log_params({f"cfg.{k}": v for k, v in config.model_dump().items()})
+        mlflow_api.log_params(
+            {
+                "dataset.window": f"{manifest['window']['start']}..{manifest['window']['end']}",
+                **{f"dataset.rows.{s}": n for s, n in manifest["rows"].items()},
+                "dataset.labels": len(manifest["labels"]),
+            }
+        )
+
+        def on_epoch(task: str, epoch: int, metrics: dict) -> None:
+            mlflow_api.log_metrics({f"{task}.{k}": float(v) for k, v in metrics.items()}, step=epoch)
+            context.log.info(f"{task} epoch {epoch}: {metrics}")
+
+        result = train_scheme_model(kind, config.model_config_object(), dataset_dir, options, on_epoch)
+        summary = {k: v for k, v in result.test.summary.items() if isinstance(v, (int, float)) and v is not None}
+        mlflow_api.log_metrics({f"test.{k}": float(v) for k, v in summary.items()})
+        mlflow_api.log_metrics({f"seconds.{k}": v for k, v in result.seconds.items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            artifacts, model_dir = Path(tmp) / "artifacts", Path(tmp) / "model"
+            artifacts.mkdir()
+            result.model.save(model_dir)
+            write_artifacts(artifacts, result, manifest, to_json)
+            mlflow_api.log_artifacts(str(artifacts), artifact_path="evaluation")
+            logged = log_scheme_model(model_dir, name, _example_texts(dataset_dir))
+        test = SplitData.read(dataset_dir / "test.parquet", manifest["labels"])
+        decision = promote(
+            name,
+            lambda uri: score_on_split(load_scheme_model(uri), test, config.promotion_metric),
+            config.promotion_tolerance,
+        )
+        mlflow_api.set_tags(
+            {"promotion": "promoted" if decision.promoted else "kept champion", "promotion.reason": decision.reason}
+        )
+        run_id = run.info.run_id
+    context.log.info(f"{name} v{logged.version}: {decision.reason}")
+    per_label = result.test.per_label
+    shipped = set(result.shipped_labels())
+    rare = set(result.rare_labels)
+    return dg.MaterializeResult(
+        metadata={
+            "mlflow_run": dg.MetadataValue.text(tracking.run_url(run_id)),
+            "mlflow_run_id": run_id,
+            "registered_model": f"{name} v{logged.version}",
+            "promoted": decision.promoted,
+            "promotion": decision.reason,
+            **{f"test_{k}": round(float(v), 4) for k, v in summary.items() if k.startswith(("micro", "macro"))},
+            "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
+            "per_label": dg.MetadataValue.md(per_label_markdown(per_label, shipped, rare)),
+            "pr_curves": dg.MetadataValue.md(_png_markdown(result.test.pr_curve_png(), "PR curves")),
+            "dataset": path_value(dataset_dir),
+        }
+    )
+
+
+def write_artifacts(folder: Path, result, manifest: dict, to_json) -> None:
+    (folder / "label_map.json").write_text(
+        json.dumps({"targets": result.model.targets, "rare_labels": result.rare_labels}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    (folder / "thresholds.json").write_text(
+        json.dumps(result.model.thresholds.to_dict(result.model.targets), ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    metrics = {"test": to_json(result.test), "dev": to_json(result.dev), "seconds": result.seconds, "dataset": manifest}
+    (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
+    result.test.pr_curve_png(folder / "pr_curves.png")
+    result.test.bad_cases.write_csv(folder / "bad_cases.csv")
+    result.test.per_label.write_csv(folder / "per_label.csv")
+    result.test.co_occurrence_errors.write_csv(folder / "co_occurrence_errors.csv")
+
+
+def per_label_markdown(per_label, shipped: set[str], rare: set[str]) -> str:
+    lines = [
+        "| label | P | R | F1 | support | right / predict / standard | ship |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in per_label.iter_rows(named=True):
+        flag = ("✅" if r["label"] in shipped else "❌ below precision floor") + (
+            " · rare" if r["label"] in rare else ""
+        )
+        lines.append(
+            f"| {r['label']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} | "
+            f"{r['right']} / {r['predict']} / {r['standard']} | {flag} |"
+        )
+    return "\n".join(lines)
+
+
+def _png_markdown(png: bytes, alt: str) -> str:
+    import base64
+
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _example_texts(dataset_dir: Path) -> list[str]:
+    import polars as pl
+
+    return pl.read_parquet(dataset_dir / "test.parquet", columns=["text"]).head(3)["text"].to_list()
