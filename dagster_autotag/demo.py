@@ -98,14 +98,14 @@ DEMO_TEXTCNN = {"max_epochs": 3, "num_filters": 64, "max_len": 96, "patience": 1
 
 
 def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
-    """The linear model and a small TextCNN for one scheme: trained, logged to MLflow, registered,
-    and the promotion gate run (the first model of each type becomes champion)."""
+    """The linear model and a small TextCNN for one scheme, then their agreement ensemble: trained,
+    logged to MLflow, registered, and the promotion gate run (the first version becomes champion)."""
     import dagster as dg
 
     from dagster_autotag.definitions import TRAIN_JOB, defs
 
     job = defs.resolve_job_def(TRAIN_JOB)
-    selection = [dg.AssetKey(["models", scheme, "linear"]), dg.AssetKey(["models", scheme, "textcnn"])]
+    selection = [dg.AssetKey(["models", scheme, kind]) for kind in ("linear", "textcnn", "ensemble")]
     run_config = {**QUIET_CONSOLE, "ops": {f"models__{scheme}__textcnn": {"config": DEMO_TEXTCNN}}}
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()

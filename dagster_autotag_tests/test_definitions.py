@@ -54,7 +54,7 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "corpus/label_distribution": "corpus",
         "datasets/p0_newcar": "datasets",
         "datasets/p1_guide": "datasets",
-        **{f"models/{s}/{k}": "models" for s in ("p0_newcar", "p1_guide") for k in ("linear", "textcnn")},
+        **{f"models/{s}/{k}": "models" for s in ("p0_newcar", "p1_guide") for k in ("linear", "textcnn", "ensemble")},
     }
     daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
     assert {k for k in groups if not k.startswith(("datasets/", "models/"))} == daily  # windows, not days

@@ -92,7 +92,7 @@ class TextCNNTrainConfig(TrainConfig):
 
 
 class BertTrainConfigDg(TrainConfig):
-    model_dir: str = Field(default_factory=lambda: os.environ.get(BERT_DIR_ENV, ""))
+    model_dir: str = Field("", description=f"local transformers directory; empty = ${BERT_DIR_ENV}")
     max_len: int = 128
     batch_size: int = 32
     lr: float = 3e-5
@@ -130,7 +130,8 @@ def enabled_kinds() -> list[str]:
 
 
 def build_training_assets(schemes: list[Scheme]) -> list[dg.AssetsDefinition]:
-    return [build_training_asset(s, kind) for s in schemes for kind in enabled_kinds()]
+    per_kind = [build_training_asset(s, kind) for s in schemes for kind in enabled_kinds()]
+    return per_kind + [build_ensemble_asset(s) for s in schemes]
 
 
 def build_training_asset(scheme: Scheme, kind: str) -> dg.AssetsDefinition:
@@ -154,17 +155,29 @@ def build_training_asset(scheme: Scheme, kind: str) -> dg.AssetsDefinition:
 
 
 def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: LakeResource, tracking: MlflowResource):
+    from dagster_autotag.train.scheme_model import TrainingOptions, train_scheme_model
+
+    options = TrainingOptions(config.threshold_mode, config.precision_floor, config.top_k or None)
+
+    def fit(dataset_dir: Path, on_epoch):
+        return train_scheme_model(kind, config.model_config_object(), dataset_dir, options, on_epoch)
+
+    return track_and_register(context, scheme, kind, config, lake, tracking, fit)
+
+
+def track_and_register(context, scheme: Scheme, kind: str, config: TrainConfig, lake, tracking: MlflowResource, fit):
+    """One MLflow run around `fit(dataset_dir, on_epoch) -> TrainingResult`: params, per-epoch and
+    test metrics, evaluation artifacts, the pyfunc registered as challenger, then the promotion gate."""
     import mlflow as mlflow_api
 
     from dagster_autotag.train.evaluate import to_json
     from dagster_autotag.train.registry import load_scheme_model, log_scheme_model, promote, registered_model_name
-    from dagster_autotag.train.scheme_model import SplitData, TrainingOptions, score_on_split, train_scheme_model
+    from dagster_autotag.train.scheme_model import SplitData, score_on_split
 
     dataset_dir = lake.lake() / DATASETS_LAYER / scheme.name
     if not (dataset_dir / MANIFEST).exists():
         raise FileNotFoundError(f"no dataset at {dataset_dir}: materialize datasets/{scheme.name} first")
     manifest = json.loads((dataset_dir / MANIFEST).read_text(encoding="utf-8"))
-    options = TrainingOptions(config.threshold_mode, config.precision_floor, config.top_k or None)
     name = registered_model_name(scheme.name, kind)
 
     with tracking.run(run_name=f"{scheme.name}-{kind}", tags={"scheme": scheme.name, "kind": kind}) as run:
@@ -181,7 +194,7 @@ def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: 
             mlflow_api.log_metrics({f"{task}.{k}": float(v) for k, v in metrics.items()}, step=epoch)
             context.log.info(f"{task} epoch {epoch}: {metrics}")
 
-        result = train_scheme_model(kind, config.model_config_object(), dataset_dir, options, on_epoch)
+        result = fit(dataset_dir, on_epoch)
         summary = {k: v for k, v in result.test.summary.items() if isinstance(v, (int, float)) and v is not None}
         mlflow_api.log_metrics({f"test.{k}": float(v) for k, v in summary.items()})
         mlflow_api.log_metrics({f"seconds.{k}": v for k, v in result.seconds.items()})
@@ -203,9 +216,7 @@ def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: 
         )
         run_id = run.info.run_id
     context.log.info(f"{name} v{logged.version}: {decision.reason}")
-    per_label = result.test.per_label
     shipped = set(result.shipped_labels())
-    rare = set(result.rare_labels)
     return dg.MaterializeResult(
         metadata={
             "mlflow_run": dg.MetadataValue.text(tracking.run_url(run_id)),
@@ -215,11 +226,50 @@ def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: 
             "promotion": decision.reason,
             **{f"test_{k}": round(float(v), 4) for k, v in summary.items() if k.startswith(("micro", "macro"))},
             "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
-            "per_label": dg.MetadataValue.md(per_label_markdown(per_label, shipped, rare)),
+            "per_label": dg.MetadataValue.md(
+                per_label_markdown(result.test.per_label, shipped, set(result.rare_labels))
+            ),
             "pr_curves": dg.MetadataValue.md(_png_markdown(result.test.pr_curve_png(), "PR curves")),
             "dataset": path_value(dataset_dir),
         }
     )
+
+
+class EnsembleConfig(TrainConfig):
+    method: str = Field("agreement", description="mean | agreement (both must fire: higher precision)")
+    members: list[str] = Field([], description="model types to combine; empty = textcnn+bert, or linear+textcnn")
+
+
+def default_ensemble_members() -> list[str]:
+    return ["textcnn", "bert"] if "bert" in enabled_kinds() else ["linear", "textcnn"]
+
+
+def build_ensemble_asset(scheme: Scheme) -> dg.AssetsDefinition:
+    members = default_ensemble_members()
+
+    @dg.asset(
+        key=dg.AssetKey(["models", scheme.name, "ensemble"]),
+        deps=[dg.AssetKey(["models", scheme.name, kind]) for kind in members],
+        group_name="models",
+        kinds={"mlflow"},
+        pool=TRAINING_POOL,
+        description=f"Ensemble of the {' and '.join(members)} champions for {scheme.name} (mean, or agreement for "
+        f"precision), evaluated on the same test split and registered as autotag.{scheme.name}.ensemble.",
+    )
+    def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, lake: LakeResource, mlflow: MlflowResource):
+        from dagster_autotag.train.ensemble import build_ensemble
+        from dagster_autotag.train.registry import CHAMPION, load_scheme_model, registered_model_name
+
+        kinds = config.members or members
+
+        def fit(dataset_dir: Path, on_epoch):  # runs inside the MLflow run, so the registry is set
+            uris = [f"models:/{registered_model_name(scheme.name, k)}@{CHAMPION}" for k in kinds]
+            champions = [load_scheme_model(uri) for uri in uris]
+            return build_ensemble(champions, config.method, dataset_dir, config.threshold_mode, config.precision_floor)
+
+        return track_and_register(context, scheme, "ensemble", config, lake, mlflow, fit)
+
+    return ensemble
 
 
 def write_artifacts(folder: Path, result, manifest: dict, to_json) -> None:
@@ -227,10 +277,12 @@ def write_artifacts(folder: Path, result, manifest: dict, to_json) -> None:
         json.dumps({"targets": result.model.targets, "rare_labels": result.rare_labels}, ensure_ascii=False, indent=1),
         encoding="utf-8",
     )
-    (folder / "thresholds.json").write_text(
-        json.dumps(result.model.thresholds.to_dict(result.model.targets), ensure_ascii=False, indent=1),
-        encoding="utf-8",
-    )
+    model = result.model
+    if model.thresholds is not None:
+        thresholds = model.thresholds.to_dict(model.targets)
+    else:  # an agreement ensemble decides with each member's own thresholds
+        thresholds = {"agreement_of": [{"kind": m.kind, **m.thresholds.to_dict(m.targets)} for m in model.members]}
+    (folder / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
     metrics = {"test": to_json(result.test), "dev": to_json(result.dev), "seconds": result.seconds, "dataset": manifest}
     (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
     result.test.pr_curve_png(folder / "pr_curves.png")

@@ -44,17 +44,17 @@ class LoggedModel:
 
 
 def log_scheme_model(model_dir: Path, name: str, example_texts: list[str]) -> LoggedModel:
-    """Inside an active run: log the saved SchemeModel at `model_dir` as a pyfunc (signature and
-    input example), register it under `name` and point the `challenger` alias at the new version."""
+    """Inside an active run: log the saved SchemeModel (or EnsembleModel) at `model_dir` as a pyfunc
+    (signature and input example), register it under `name`, point `challenger` at the new version."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
+    from dagster_autotag.train.ensemble import load_model_dir
     from dagster_autotag.train.pyfunc import SchemeModelPyfunc
-    from dagster_autotag.train.scheme_model import SchemeModel
 
     example = pd.DataFrame({"text": list(example_texts[:3]) or ["示例文本"]})
-    model = SchemeModel.load(model_dir)
+    model = load_model_dir(model_dir)
     output = pd.DataFrame(model.predict_proba(example["text"].tolist()), columns=model.targets)
     info = mlflow.pyfunc.log_model(
         name="model",
@@ -84,7 +84,8 @@ def runtime_requirements() -> list[str]:
 
 
 def load_scheme_model(model_uri: str):
-    """A registered model back as our SchemeModel (e.g. `models:/autotag.p0_newcar.linear@champion`)."""
+    """A registered model back as our SchemeModel / EnsembleModel
+    (e.g. `models:/autotag.p0_newcar.linear@champion`)."""
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model

@@ -86,8 +86,12 @@ class SchemeModel:
             return np.hstack([gate, np.zeros((len(texts), len(self.labels)), dtype=np.float32)])
         return np.hstack([gate, gate * self.label_model.predict_proba(texts).astype(np.float32)])
 
-    def decide(self, probs: np.ndarray, top_k: int | None = None) -> np.ndarray:
-        """Shipped labels over their thresholds; a sub-label only with its gate."""
+    def shipped_targets(self) -> list[str]:
+        return self.thresholds.label_names_shipped(self.targets)
+
+    def decide(self, probs: np.ndarray, top_k: int | None = None, texts: list[str] | None = None) -> np.ndarray:
+        """Shipped labels over their thresholds; a sub-label only with its gate (texts: unused,
+        the same signature as EnsembleModel.decide)."""
         fired = decide(probs, self.thresholds, top_k=None)
         fired[:, 1:] &= fired[:, :1]
         if top_k is not None:  # the cap applies to sub-labels; the gate is a separate decision
@@ -157,14 +161,14 @@ class TrainingOptions:
 
 @dataclass
 class TrainingResult:
-    model: SchemeModel
+    model: SchemeModel  # or an EnsembleModel: the same predict_proba / decide / save
     dev: Evaluation
     test: Evaluation
     rare_labels: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
 
     def shipped_labels(self) -> list[str]:
-        return self.model.thresholds.label_names_shipped(self.model.targets)
+        return self.model.shipped_targets()
 
 
 def train_scheme_model(
@@ -216,10 +220,10 @@ def train_scheme_model(
     )
 
 
-def score_on_split(model: SchemeModel, data: SplitData, metric: str = "micro_f1") -> float:
+def score_on_split(model, data: SplitData, metric: str = "micro_f1") -> float:
     """The promotion metric of a model on a split, with the model's own thresholds."""
     probs = model.predict_proba(data.texts)
-    result = evaluate(data.y, model.decide(probs), probs, model.targets, data.texts, data.itemids)
+    result = evaluate(data.y, model.decide(probs, texts=data.texts), probs, model.targets, data.texts, data.itemids)
     if metric not in result.summary:
         raise KeyError(f"unknown metric {metric!r}; one of {sorted(result.summary)}")
     return float(result.summary[metric])

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dagster_autotag.train.ensemble import build_ensemble, load_model_dir
 from dagster_autotag.train.linear import LinearConfig
 from dagster_autotag.train.registry import (
     CHALLENGER,
@@ -157,3 +158,29 @@ def test_register_promote_and_load_the_champion(linear, dataset, tmp_path, monke
 def test_options_top_k_caps_sub_labels(dataset):
     result = train_scheme_model("linear", LinearConfig(min_df=1), dataset, TrainingOptions(top_k=1))
     assert result.test.y_pred[:, 1:].sum(axis=1).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def textcnn(dataset):
+    config = TextCNNConfig(max_len=32, embed_dim=32, num_filters=32, max_epochs=6, patience=2, lr=1e-2, num_threads=1)
+    return train_scheme_model("textcnn", config, dataset)
+
+
+def test_mean_and_agreement_ensembles_are_evaluated_like_any_model(linear, textcnn, dataset, tmp_path):
+    mean = build_ensemble([linear.model, textcnn.model], "mean", dataset)
+    agree = build_ensemble([linear.model, textcnn.model], "agreement", dataset)
+    for result in (mean, agree):
+        assert list(result.test.per_label["label"]) == [GATE, *LABELS]
+        assert result.test.summary["micro_f1"] >= 0.85, result.test.summary
+    # agreement fires only where both members fire, so it can only be as precise or more
+    assert not (agree.test.y_pred & ~linear.test.y_pred).any()
+    assert not (agree.test.y_pred & ~textcnn.test.y_pred).any()
+    member_precision = min(linear.test.summary["micro_precision"], textcnn.test.summary["micro_precision"])
+    assert agree.test.summary["micro_precision"] >= member_precision
+    assert set(agree.shipped_labels()) <= set(linear.shipped_labels()) & set(textcnn.shipped_labels())
+
+    test = SplitData.read(dataset / "test.parquet", LABELS)
+    for model in (mean.model, agree.model):
+        loaded = load_model_dir(model.save(tmp_path / model.method))
+        np.testing.assert_allclose(loaded.predict_proba(test.texts), model.predict_proba(test.texts), atol=1e-6)
+        assert score_on_split(loaded, test) == pytest.approx(score_on_split(model, test))

@@ -19,10 +19,10 @@ def tracking_uri(home) -> str:
     return f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
 
 
-def test_demo_registered_and_promoted_both_model_types(demo_home):
+def test_demo_registered_and_promoted_both_model_types_and_their_ensemble(demo_home):
     assert "models/p0_newcar  ok" in demo_home.stdout
     client = mlflow.MlflowClient(tracking_uri(demo_home.path))
-    for kind in ("linear", "textcnn"):
+    for kind in ("linear", "textcnn", "ensemble"):
         model = client.get_registered_model(f"autotag.p0_newcar.{kind}")
         assert str(model.aliases[CHAMPION]) == str(model.aliases[CHALLENGER]) == "1"  # first version is champion
         run = client.get_run(client.get_model_version(model.name, model.aliases[CHAMPION]).run_id)
