@@ -10,7 +10,7 @@ import ctypes
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,8 +62,18 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", row_group_size=256_000, write_statistics=True)
 
 
-def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    return pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True)
+def parquet_writer(path: Path, schema: pa.Schema, bulky_columns: Collection[str] = ()) -> pq.ParquetWriter:
+    """zstd throughout, except `bulky_columns` (kilobyte JSON payloads): lz4 and no dictionary
+    attempt; measured on ASR JSON, a third less CPU to write and half to read, for 1.6x the bytes."""
+    if not bulky_columns:
+        return pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True)
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression={name: "lz4" if name in bulky_columns else "zstd" for name in schema.names},
+        use_dictionary=[name for name in schema.names if name not in bulky_columns],
+        write_statistics=True,
+    )
 
 
 def read_partition(lake: Path, layer: str, table: str, dt: str) -> pl.LazyFrame:

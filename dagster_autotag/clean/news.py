@@ -20,7 +20,6 @@ def build_news_items(raw: pl.LazyFrame) -> NewsItemsResult:
     dtype and create_time win; tag ids from every row and every comma list become one de-duplicated,
     numerically sorted list."""
     rows = raw.sort("_file", "_line").collect()
-    rows = normalise_columns(rows, TEXT_COLUMNS)
     tag_ids = (
         rows.lazy()
         .select("itemid", pl.col("relate_app_tag_id").str.split(",").alias("tag_id"))
@@ -47,6 +46,9 @@ def build_news_items(raw: pl.LazyFrame) -> NewsItemsResult:
         .sort("itemid")
         .collect()
     )
+    # Normalised after merging: a null stays null and a value never becomes null, so the first
+    # non-null value is the same either way, and there are a third as many items as rows.
+    items = normalise_columns(items, TEXT_COLUMNS)
     stats = {
         "rows_in": len(rows),
         "rows_out": len(items),

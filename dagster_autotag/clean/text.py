@@ -13,10 +13,18 @@ _BLOCK_TAG = r"(?i)</?(?:br|p|div|li|ul|ol|tr|td|th|h[1-6]|table|section|article
 _TAG = r"</?[A-Za-z][^<>]{0,200}>"
 _ENTITY = r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 # C0/C1 controls except tab/newline (whitespace, collapsed below), zero-width and bidi marks, BOM.
-_INVISIBLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
+_INVISIBLE_RANGES = [(0x00, 0x08), (0x0B, 0x0C), (0x0E, 0x1F), (0x7F, 0x9F)]
+_INVISIBLE_RANGES += [(0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0xFEFF, 0xFEFF)]
+_INVISIBLE = [chr(c) for first, last in _INVISIBLE_RANGES for c in range(first, last + 1)]
 # U+FF01..U+FF5E are the full-width forms of ASCII 0x21..0x7E; U+3000 is the ideographic space.
 _FULLWIDTH = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
 _HALFWIDTH = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
+# Folding and removal map single characters and never produce one another's inputs, so one
+# Aho-Corasick pass does both (half the time of a fold pass plus a regex pass on long texts).
+_FOLD_FROM = _FULLWIDTH + _INVISIBLE
+_FOLD_TO = _HALFWIDTH + [""] * len(_INVISIBLE)
+# Replacing this with " " is `\s+` → " ", but single spaces (most runs) are not matched and rewritten.
+WHITESPACE_RUN = r" \s+|[^\S ]\s*"
 
 
 def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -25,11 +33,7 @@ def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     frame = frame.with_columns(pl.col(c).str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "") for c in columns)
     frame = _decode_entities(frame, columns)
     return frame.with_columns(
-        pl.col(c)
-        .str.replace_many(_FULLWIDTH, _HALFWIDTH)
-        .str.replace_all(_INVISIBLE, "")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
+        pl.col(c).str.replace_many(_FOLD_FROM, _FOLD_TO).str.replace_all(WHITESPACE_RUN, " ").str.strip_chars()
         for c in columns
     )
 

@@ -11,9 +11,12 @@ from dagster_autotag.clean.text import normalise_columns
 from dagster_autotag.ingest.raw import ROW_GROUP_ROWS
 from dagster_autotag.ingest.typecast import QUARANTINE_SCHEMA
 
-# JSON payloads are large (kilobytes per video): parse in slices of one raw row group so memory stays
-# bounded (measured on 290k videos: 25k-row slices are faster and 0.4 GB leaner than 50k).
+# JSON payloads are large (kilobytes per video): read in slices of one raw row group so memory stays
+# bounded (measured on 290k videos: 25k-row slices are faster and 0.4 GB leaner than 50k), and parse
+# each slice in pieces small enough that the allocator reuses their buffers instead of mapping fresh
+# pages for every intermediate (2.5k rows: a third of the kernel time of whole slices, same user time).
 SLICE_ROWS = ROW_GROUP_ROWS
+PIECE_ROWS = 2_500
 PARALLEL_SLICES = 2
 
 
@@ -38,8 +41,7 @@ def _build(raw: pl.LazyFrame, json_column: str, text_column: str, parse: Callabl
     ordered = raw
     total = ordered.select(pl.len()).collect().item()
 
-    def parse_slice(offset: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-        rows = ordered.slice(offset, SLICE_ROWS).collect()
+    def parse_piece(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         parsed = pl.concat(
             [rows.select("_source", "video_id", "_file", "_line"), parse(rows[json_column])], how="horizontal"
         )
@@ -50,9 +52,13 @@ def _build(raw: pl.LazyFrame, json_column: str, text_column: str, parse: Callabl
         good = normalise_columns(parsed.filter(~failed).drop("error", "_source"), [text_column])
         return good, quarantine.cast(QUARANTINE_SCHEMA)
 
+    def parse_slice(offset: int) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+        rows = ordered.slice(offset, SLICE_ROWS).collect()
+        return [parse_piece(rows.slice(start, PIECE_ROWS)) for start in range(0, max(rows.height, 1), PIECE_ROWS)]
+
     # Two slices at a time: JSON decoding is single-threaded inside polars, and polars releases the GIL.
     with ThreadPoolExecutor(max_workers=PARALLEL_SLICES) as pool:
-        parts = list(pool.map(parse_slice, range(0, max(total, 1), SLICE_ROWS)))
+        parts = [piece for pieces in pool.map(parse_slice, range(0, max(total, 1), SLICE_ROWS)) for piece in pieces]
     parsed_parts = [good for good, _ in parts]
     quarantine_parts = [quarantine for _, quarantine in parts]
     good = pl.concat(parsed_parts)

@@ -42,7 +42,8 @@ def ingest_partition(source: ExportSource, table: ExportTable, dt: str, lake: Pa
     quarantine_parts: list[pl.DataFrame] = []
     files: set[str] = set()
     with staged_partition(lake, RAW_LAYER, table.name, dt) as staging:
-        with parquet_writer(staging / PART_FILE, typed_schema(table)) as writer:
+        bulky = [c.name for c in table.columns if c.bulky]
+        with parquet_writer(staging / PART_FILE, typed_schema(table), bulky) as writer:
             for batch in source.iter_batches(table, dt):
                 typed = type_batch(table, batch.rows, source.source_name)
                 writer.write_table(typed.rows, row_group_size=ROW_GROUP_ROWS)

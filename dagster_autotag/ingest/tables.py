@@ -19,6 +19,7 @@ class Column:
     name: str
     kind: str = "string"  # string | int | timestamp
     required: bool = False  # a null here sends the row to quarantine ("missing id")
+    bulky: bool = False  # kilobyte payloads (ASR/OCR JSON): stored with cheaper compression
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,14 @@ ASR = ExportTable(
     name="asr",
     hive_table="yc_ods.ods_app_videoforumv2_yd_async_detect_record_day_i",
     partition_column="dt",
-    columns=(Column("video_id", required=True), Column("result_asr")),
+    columns=(Column("video_id", required=True), Column("result_asr", bulky=True)),
 )
 
 OCR = ExportTable(
     name="ocr",
     hive_table="yc_ods.ods_app_videoforumv2_video_machine_audit_day_i",
     partition_column="dt",
-    columns=(Column("video_id", required=True), Column("ocr_info")),
+    columns=(Column("video_id", required=True), Column("ocr_info", bulky=True)),
 )
 
 TAG_DIM = ExportTable(

@@ -25,6 +25,8 @@ _TAB, _LF, _CR = 9, 10, 13
 _UTF8_ERROR_HANDLER = "dagster_autotag.note_invalid_utf8"
 # pyarrow refuses NUL as a quote character; NUL is swapped for a control byte absent from the file.
 _QUOTE_STAND_INS = (1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25)
+# Records per block when locating invalid UTF-8: bad records are rare, so few blocks need decoding.
+_UTF8_BLOCK_RECORDS = 32
 
 
 def read_export_file(
@@ -98,19 +100,30 @@ def _scan_records(data: bytes, quote_byte: int) -> _Layout:
 
 
 def _invalid_utf8_records(data: bytes, layout: _Layout, already_bad: np.ndarray) -> list[int]:
-    """Records holding invalid UTF-8, found in one decoding pass that notes where bytes fail."""
+    """Records holding invalid UTF-8. Arrow's validator finds the blocks of records that hold some;
+    only those blocks are decoded in Python, with a handler that notes where bytes fail."""
     positions: list[int] = []
 
     def note(err: UnicodeDecodeError) -> tuple[str, int]:
-        positions.append(err.start)
+        positions.append(block_start + err.start)
         return "", err.end
 
     codecs.register_error(_UTF8_ERROR_HANDLER, note)
-    data.decode("utf-8", errors=_UTF8_ERROR_HANDLER)
+    for block_start, block_end in _invalid_utf8_blocks(data, layout):
+        data[block_start:block_end].decode("utf-8", errors=_UTF8_ERROR_HANDLER)
     if not positions:
         return []
     records = np.unique(np.searchsorted(layout.starts, np.asarray(positions), side="right") - 1)
     return [int(i) for i in records if not already_bad[i]]
+
+
+def _invalid_utf8_blocks(data: bytes, layout: _Layout) -> list[tuple[int, int]]:
+    # Blocks start at record starts (after a newline), so no multi-byte character is cut in two.
+    bounds = np.append(layout.starts[::_UTF8_BLOCK_RECORDS], len(data)).astype(np.int64)
+    blocks = _binary_view(data, bounds)
+    return [
+        (int(bounds[i]), int(bounds[i + 1])) for i in range(len(blocks)) if not _is_valid_utf8_array(blocks.slice(i, 1))
+    ]
 
 
 def _parse_good_records(data, layout, good, column_names, quoting) -> dict[str, pa.Array]:
@@ -119,16 +132,26 @@ def _parse_good_records(data, layout, good, column_names, quoting) -> dict[str, 
         return {name: pa.array([], pa.string()) for name in column_names}
     columns = _parse_with_arrow(_good_bytes(data, layout, good), column_names, quoting)
     if columns is None or len(columns[column_names[0]]) != len(good):
-        columns = _parse_with_python(data, layout, good, column_names, quoting)
-    return {name: _null_literal_to_null(arr) for name, arr in columns.items()}
+        python_columns = _parse_with_python(data, layout, good, column_names, quoting)
+        columns = {name: _null_literal_to_null(arr) for name, arr in python_columns.items()}
+    return columns
 
 
 def _is_valid_utf8(data: bytes) -> bool:
     # Arrow's SIMD validation over the bytes as one large_binary value: no copy, no Python str.
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
-    blob = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    return _is_valid_utf8_array(_binary_view(data, np.array([0, len(data)], dtype=np.int64)))
+
+
+def _binary_view(data: bytes, offsets: np.ndarray) -> pa.Array:
+    """The bytes as large_binary values between consecutive offsets, without copying them."""
+    return pa.Array.from_buffers(
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )
+
+
+def _is_valid_utf8_array(values: pa.Array) -> bool:
     try:
-        blob.cast(pa.large_string())
+        values.cast(pa.large_string())
         return True
     except pa.ArrowInvalid:
         return False
@@ -177,10 +200,12 @@ def _parse_with_arrow(payload: bytes, column_names, quoting) -> dict[str, pa.Arr
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in column_names},
-                null_values=[],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                check_utf8=True,
+                # Hive writes NULL for null, quoted or not; the reader's own check stops at the
+                # first differing byte, unlike a compare after parsing
+                null_values=[NULL_LITERAL],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                check_utf8=False,  # parse_export_bytes has validated every record it passes on
             ),
         )
     except pa.ArrowInvalid:

@@ -31,6 +31,12 @@ EDGE_CASES = [
     '[{"start": 1.0}]',
     '"a string"',
     '[{"text": "ＢＭＷ　Ｘ５"}, {"text": "BMW X5"}, {"text": "综合来看"}, {"text": "综合来看,推荐"}]',
+    # decoded with only the fields a row names: keys that appear late, escaped or inside values
+    '[{"text": "a", "start": 2}, {"onebest": "b", "bg": 1}]',
+    '[{"text": "a", "start": 2}' + ', {"text": "pad"}' * 40 + ', {"text": "late", "start": "x"}]',
+    '[{"\\u0074ext": "escaped key", "start": 1}, {"text": "plain", "start": 0}]',
+    '[{"caption": "the word \\"texts\\" inside", "time": 1}, {"caption": "c", "time": 0}]',
+    '[[{"txt": "n1", "st": 2}], [{"txt": "n2", "st": 1}, {"content": "n3"}]]',
 ]
 
 

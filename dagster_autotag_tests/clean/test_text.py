@@ -29,3 +29,23 @@ def test_entities_decoded_only_where_present_and_other_rows_untouched():
     frame = pl.DataFrame({"t": ["a&amp;b", "plain", None, "x&unknownentity;y"]})
     out = normalise_columns(frame, ["t"])["t"].to_list()
     assert out == ["a&b", "plain", None, "x&unknownentity;y"]
+
+
+def test_one_pass_fold_and_whitespace_runs_match_the_regex_definitions():
+    # normalise_columns folds and removes characters in one Aho-Corasick pass and rewrites only
+    # whitespace runs that are not a single space; both must equal the plain regex definitions.
+    invisible = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
+    chars = [chr(c) for c in range(0x00, 0x250)] + [chr(c) for c in range(0x2000, 0x2070)]
+    chars += [chr(c) for c in range(0xFEFF, 0xFF70)] + ["\u3000", "\u1680", "汽", "车"]
+    values = ["".join(chars), " ".join(chars), "a \t\u3000 b\u200b \u200b c  d\n", " x ", "y\u00a0 z"]
+    fullwidth = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
+    halfwidth = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
+    expected = (
+        pl.Series(values)
+        .str.replace_many(fullwidth, halfwidth)
+        .str.replace_all(invisible, "")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+    got = normalise_columns(pl.DataFrame({"t": values}), ["t"])["t"]
+    assert got.to_list() == expected.to_list()
