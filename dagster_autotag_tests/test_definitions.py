@@ -125,3 +125,14 @@ def test_missing_landing_partition_fails_the_asset_with_the_expected_path(tmp_pa
 def test_build_definitions_accepts_explicit_resources(tmp_path):
     built = build_definitions(**resources(tmp_path))
     assert built.resolve_job_def(DAILY_JOB).partitions_def is not None
+
+
+def test_trainings_share_one_pool_limited_to_one_run(tmp_path, monkeypatch):
+    from dagster_autotag.demo import ensure_dagster_home
+    from dagster_autotag.train.assets import TRAINING_POOL
+
+    models = [a for a in defs.assets if a.key.path[0] == "models"]
+    assert models and {a.node_def.pool for a in models} == {TRAINING_POOL}
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    config = (ensure_dagster_home() / "dagster.yaml").read_text()
+    assert "concurrency:\n  pools:\n    default_limit: 1" in config and "telemetry" in config
