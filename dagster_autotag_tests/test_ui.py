@@ -5,8 +5,8 @@ from dagster_autotag_tests.webserver import browser_page, dagster_webserver, dis
 
 def test_label_distribution_chart_renders_in_the_asset_page(demo_home, tmp_path):
     with dagster_webserver(demo_home.env()) as url, browser_page() as page:
+        dismiss_welcome_dialog(url)
         page.goto(f"{url}/assets/corpus/label_distribution", wait_until="networkidle")
-        dismiss_welcome_dialog(page)
         page.get_by_text("[Show Markdown]").first.click()  # the `chart` entry comes first
         chart = page.locator("img[alt^='label distribution']")
         chart.wait_for(timeout=20_000)

@@ -1,5 +1,6 @@
 """A real dagster-webserver on the project's workspace, and a headless Chromium to look at it."""
 
+import json
 import shutil
 import socket
 import subprocess
@@ -75,9 +76,17 @@ def browser_page(width: int = 1400, height: int = 1800):
             browser.close()
 
 
-def dismiss_welcome_dialog(page) -> None:
-    """A fresh browser profile gets Dagster's 'Join the community' dialog once; skip it."""
-    try:
-        page.get_by_text("Skip", exact=True).click(timeout=5_000)
-    except Exception:  # noqa: BLE001 - no dialog is fine
-        pass
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(f"{url}/graphql", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        payload = json.loads(response.read())
+    if payload.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {payload['errors']}")
+    return payload["data"]
+
+
+def dismiss_welcome_dialog(url: str) -> None:
+    """Dagster shows a 'Join the community' dialog on a fresh instance; the UI's own mutation marks
+    it seen (otherwise it can pop up over the page at any moment and swallow clicks)."""
+    assert graphql(url, "mutation { setNuxSeen }")["setNuxSeen"] is True
