@@ -1,0 +1,316 @@
+"""predictions/daily_labels (daily: each scheme's champion over corpus/items, with the label_drift and
+input_drift checks) and predictions/published (daily: the partition copied where consumers read it).
+
+Thin: resolve champions, call predict/ and quality/, write, report. label_drift is blocking, so in
+a run that holds both assets an ERROR stops predictions/published for that partition; the drift
+verdict is also written next to the Parquet (drift.json), so a later run publishing the same
+partition on its own refuses too (run config `force: true` overrides it, on purpose only).
+"""
+
+import json
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from dagster_autotag.corpus.config import Scheme
+from dagster_autotag.corpus.dataset import CORPUS_ITEMS, CORPUS_LAYER, DATASETS_LAYER, corpus_partitions
+from dagster_autotag.lake import PART_FILE, partition_dir, read_partition, staged_partition, write_parquet
+from dagster_autotag.metadata import check_specs, counts_table, path_value, preview
+from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA, predict_items, with_model_columns
+from dagster_autotag.predict.champion import Champion, NoChampionError, kind_chain, load_champion
+from dagster_autotag.predict.reference import (
+    REFERENCE_MAX_ROWS,
+    REFERENCE_SPLITS,
+    prediction_profile,
+    reference_profile,
+)
+from dagster_autotag.quality.drift import (
+    ERROR,
+    OK,
+    WARN,
+    DriftResult,
+    DriftThresholds,
+    drift_markdown,
+    input_drift,
+    label_drift,
+    worst,
+)
+from dagster_autotag.resources import LakeResource
+from dagster_autotag.train.mlflow_resource import MlflowResource
+
+PREDICTIONS = "predictions"
+DAILY_LABELS = "daily_labels"
+PUBLISHED_LAYER = "published"
+LABELS_KEY = dg.AssetKey([PREDICTIONS, DAILY_LABELS])
+PUBLISHED_KEY = dg.AssetKey([PREDICTIONS, "published"])
+CORPUS_ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
+DRIFT_FILE = "drift.json"
+TABLE_COLUMNS = ["scheme", *PREDICTION_SCHEMA, *MODEL_SCHEMA]
+CORPUS_COLUMNS = ["itemid", "dtype", "text", "rule_labels", "has_asr", "has_ocr"]
+CHECK_SEVERITY = {WARN: dg.AssetCheckSeverity.WARN, ERROR: dg.AssetCheckSeverity.ERROR}
+
+
+class PredictConfig(dg.Config):
+    """Run config of predictions/daily_labels (defaults shown in the launchpad)."""
+
+    schemes: list[str] = Field([], description="schemes to predict; empty = every scheme of the code location")
+    model_kinds: dict[str, str] = Field(
+        {}, description="scheme → model kind, used as given (no fallback); other schemes use the default kind"
+    )
+    skip_schemes_without_champion: bool = Field(False, description="skip (and warn) instead of failing the run")
+    batch_size: int = 4096
+    top_k: int = Field(0, description="at most k sub-labels per item (0 = no cap); the models do not store it")
+    drift_metric: str = Field("js", description="js (Jensen–Shannon distance, base 2) | psi")
+    drift_warn: float = 0.1
+    drift_error: float = 0.2
+    drift_min_expected: float = Field(5.0, description="appear/disappear needs this many expected items")
+    drift_min_items: int = Field(30, description="shares over fewer items are not compared")
+    reference_splits: list[str] = Field(list(REFERENCE_SPLITS), description="dataset splits the champion predicts")
+    reference_max_rows: int = REFERENCE_MAX_ROWS
+    input_reference_days: int = Field(7, description="corpus days before the partition that input drift compares with")
+
+    def thresholds(self) -> DriftThresholds:
+        return DriftThresholds(
+            self.drift_warn, self.drift_error, self.drift_metric, self.drift_min_expected, self.drift_min_items
+        )
+
+
+class PublishConfig(dg.Config):
+    force: bool = Field(False, description="publish even though label_drift was ERROR for this partition")
+
+
+def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble") -> list[dg.AssetsDefinition]:
+    """model_kind: the default per scheme, falling back ensemble → bert → textcnn → linear to the
+    first kind that has a champion."""
+    names = [s.name for s in schemes]
+
+    @dg.asset(
+        key=LABELS_KEY,
+        deps=[CORPUS_ITEMS_KEY],
+        partitions_def=daily_partitions,
+        group_name=PREDICTIONS,
+        kinds={"mlflow", "polars", "parquet"},
+        check_specs=check_specs(
+            LABELS_KEY,
+            [
+                (
+                    "label_drift",
+                    True,
+                    "ERROR (blocks publishing) when a label's share moved ≥ the error threshold "
+                    "from the champion's held-out predictions, or a label appeared/disappeared; WARN ≥ warn",
+                ),
+                ("input_drift", False, "WARN when text length, dtype mix or ASR/OCR coverage moved from earlier days"),
+            ],
+        ),
+        description=f"Labels of every corpus item by each scheme's champion ({', '.join(names)}; default kind "
+        f"{model_kind}, falling back to simpler kinds): one row per item and scheme with shipped labels only, "
+        "gate and per-label scores, rule labels and the model version.",
+    )
+    def daily_labels(
+        context: dg.AssetExecutionContext, config: PredictConfig, lake: LakeResource, mlflow: MlflowResource
+    ) -> dg.MaterializeResult:
+        dt = context.partition_key
+        root = lake.lake()
+        corpus = read_partition(root, CORPUS_LAYER, CORPUS_ITEMS, dt).select(CORPUS_COLUMNS).collect()
+        champions = load_champions(context, config, mlflow.uri(), names, model_kind)
+        predicted_at = datetime.now(UTC)
+        frames, drifts = [], {}
+        for champion in champions:
+            scheme = champion.scheme
+
+            def progress(done: int, total: int, scheme: str = scheme) -> None:
+                context.log.info(f"{scheme}: predicted {done:,} / {total:,} items")
+
+            rows = predict_items(corpus, champion.model, config.batch_size, progress, config.top_k or None)
+            drifts[scheme] = scheme_label_drift(champion, rows, root / DATASETS_LAYER / scheme, config)
+            rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, predicted_at)
+            frames.append(rows.with_columns(pl.lit(scheme).alias("scheme")).select(TABLE_COLUMNS))
+        table = pl.concat(frames)
+        inputs = corpus_input_drift(root, dt, corpus, config)
+        label_severity, label_check = label_drift_check(drifts, config.thresholds())
+        verdict = {
+            "label_drift": label_severity,
+            "input_drift": inputs.severity if inputs else OK,
+            "models": {c.scheme: c.describe() for c in champions},
+        }
+        with staged_partition(root, PREDICTIONS, DAILY_LABELS, dt) as staging:
+            write_parquet(table.to_arrow(), staging / PART_FILE)
+            (staging / DRIFT_FILE).write_text(json.dumps(verdict, ensure_ascii=False, indent=1), encoding="utf-8")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": table.height,
+                "items": corpus.height,
+                **{f"champion/{c.scheme}": c.describe() for c in champions},
+                "models": dg.MetadataValue.json({c.scheme: model_json(c) for c in champions}),
+                "label_counts": counts_table(label_counts(table, corpus), key="scheme: label"),
+                "label_drift": verdict["label_drift"],
+                "path": path_value(partition_dir(root, PREDICTIONS, DAILY_LABELS, dt)),
+                "preview": preview(table, ["scheme", "itemid", "dtype", "labels", "gate_score", "labels_all"]),
+            },
+            check_results=[label_check, input_drift_check(inputs, config.input_reference_days)],
+        )
+
+    @dg.asset(
+        key=PUBLISHED_KEY,
+        deps=[LABELS_KEY],
+        partitions_def=daily_partitions,
+        group_name=PREDICTIONS,
+        kinds={"parquet"},
+        description="The day's predictions where consumers read them (lake/published/daily_labels/dt=…), only "
+        "when label_drift was not ERROR for that partition.",
+    )
+    def published(context: dg.AssetExecutionContext, config: PublishConfig, lake: LakeResource) -> dg.MaterializeResult:
+        dt = context.partition_key
+        root = lake.lake()
+        source = partition_dir(root, PREDICTIONS, DAILY_LABELS, dt)
+        if not (source / PART_FILE).exists():
+            raise FileNotFoundError(f"predictions/daily_labels has no partition {dt} at {source}; materialize it first")
+        verdict = (
+            json.loads((source / DRIFT_FILE).read_text(encoding="utf-8")) if (source / DRIFT_FILE).exists() else {}
+        )
+        if verdict.get("label_drift") == ERROR and not config.force:
+            raise dg.Failure(
+                description=f"not publishing {dt}: label_drift was ERROR for predictions/daily_labels {dt} "
+                "(see the check's table of moved labels); re-materialize after fixing, or run with force: true",
+                metadata={"verdict": dg.MetadataValue.json(verdict)},
+            )
+        with staged_partition(root, PUBLISHED_LAYER, DAILY_LABELS, dt) as staging:
+            shutil.copyfile(source / PART_FILE, staging / PART_FILE)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": pq.ParquetFile(source / PART_FILE).metadata.num_rows,
+                "label_drift": verdict.get("label_drift", "unknown"),
+                "forced": config.force,
+                "path": path_value(partition_dir(root, PUBLISHED_LAYER, DAILY_LABELS, dt)),
+            }
+        )
+
+    return [daily_labels, published]
+
+
+def load_champions(context, config: PredictConfig, uri: str, names: list[str], model_kind: str) -> list[Champion]:
+    unknown = sorted(set(config.schemes) - set(names))
+    if unknown:
+        raise ValueError(f"run config names schemes {unknown} this code location does not predict; have {names}")
+    champions, missing = [], []
+    for scheme in config.schemes or names:
+        explicit = scheme in config.model_kinds
+        kinds = kind_chain(config.model_kinds.get(scheme, model_kind), explicit)
+        try:
+            champions.append(load_champion(uri, scheme, kinds))
+        except NoChampionError as exc:
+            missing.append(str(exc))
+            continue
+        context.log.info(f"{scheme}: predicting with {champions[-1].describe()}")
+    if missing and (not config.skip_schemes_without_champion or not champions):
+        # dg.Failure: the UI shows its description first, not a wrapped stack trace
+        raise dg.Failure(description="\n".join(missing), metadata={"schemes_without_champion": len(missing)})
+    for message in missing:
+        context.log.warning(f"skipped: {message}")
+    return champions
+
+
+def scheme_label_drift(champion: Champion, rows: pl.DataFrame, dataset_dir: Path, config: PredictConfig):
+    """The scheme's DriftResult, or a string saying why there is no reference to compare with."""
+    try:
+        reference = reference_profile(
+            champion.model, dataset_dir, config.reference_splits, config.reference_max_rows, config.top_k or None
+        )
+    except FileNotFoundError as exc:
+        return f"no reference for {champion.scheme}: {exc} (materialize datasets/{champion.scheme})"
+    return label_drift(reference, prediction_profile(rows, champion.model), config.thresholds())
+
+
+def label_drift_check(
+    drifts: dict[str, DriftResult | str], thresholds: DriftThresholds
+) -> tuple[str, dg.AssetCheckResult]:
+    """Worst severity over the schemes; a scheme without a reference counts as WARN (not checked)."""
+    results = {s: d for s, d in drifts.items() if isinstance(d, DriftResult)}
+    problems = [d for d in drifts.values() if isinstance(d, str)]
+    severity = worst([d.severity for d in results.values()] + [WARN] * len(problems))
+    moved = [d.moved.with_columns(pl.lit(s).alias("scheme")) for s, d in results.items()]
+    moved = pl.concat(moved).select("scheme", pl.exclude("scheme")) if moved else pl.DataFrame()
+    notes = problems + [f"{s}: {d.severity} — {'; '.join(d.notes)}" for s, d in results.items()]
+    report = drift_markdown(moved, thresholds, notes, "label drift") if moved.height or notes else "_nothing compared_"
+    return severity, dg.AssetCheckResult(
+        check_name="label_drift",
+        passed=severity == OK,
+        severity=CHECK_SEVERITY.get(severity, dg.AssetCheckSeverity.WARN),
+        metadata={
+            "severity": severity,
+            "moved_labels": table_value(moved),
+            "report": dg.MetadataValue.md(report),
+            "thresholds": dg.MetadataValue.json(thresholds.__dict__),
+        },
+        description=f"label drift {severity}: {moved.height} row(s) moved" + (f"; {problems[0]}" if problems else ""),
+    )
+
+
+def corpus_input_drift(root: Path, dt: str, corpus: pl.DataFrame, config: PredictConfig) -> DriftResult | None:
+    """corpus/items of `dt` against the materialised days in the `input_reference_days` before it."""
+    start = date.fromisoformat(dt) - timedelta(days=config.input_reference_days)
+    earlier = [d for d in corpus_partitions(root) if start <= date.fromisoformat(d) < date.fromisoformat(dt)]
+    if not earlier:
+        return None
+    columns = ["dtype", "text", "has_asr", "has_ocr"]
+    reference = pl.concat(
+        [read_partition(root, CORPUS_LAYER, CORPUS_ITEMS, d).select(columns).collect() for d in earlier]
+    )
+    result = input_drift(reference, corpus, config.thresholds())
+    result.notes.append(f"reference days {earlier[0]} … {earlier[-1]} ({len(earlier)})")
+    return result
+
+
+def input_drift_check(result: DriftResult | None, days: int) -> dg.AssetCheckResult:
+    if result is None:
+        return dg.AssetCheckResult(
+            check_name="input_drift",
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"severity": OK},
+            description=f"no corpus/items partition in the {days} days before this one to compare with",
+        )
+    return dg.AssetCheckResult(
+        check_name="input_drift",
+        passed=result.severity == OK,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "severity": result.severity,
+            "moved": table_value(result.moved),
+            "report": dg.MetadataValue.md(result.markdown("input drift")),
+        },
+        description=f"input drift {result.severity}: {result.moved.height} row(s) moved",
+    )
+
+
+def label_counts(table: pl.DataFrame, corpus: pl.DataFrame) -> dict[str, int]:
+    """Items per predicted label and scheme, and per rule label (counted once, not per scheme)."""
+    model = table.select("scheme", pl.col("labels").alias("label")).explode("label").drop_nulls("label")
+    counts = {f"{r[0]}: {r[1]}": r[2] for r in model.group_by("scheme", "label").len().iter_rows()}
+    rules = corpus["rule_labels"].explode().drop_nulls().value_counts()
+    return counts | {f"rules: {label}": n for label, n in rules.iter_rows()}
+
+
+def model_json(champion: Champion) -> dict:
+    return {
+        "name": champion.name,
+        "kind": champion.kind,
+        "version": champion.version,
+        "run_id": champion.run_id,
+        "shipped": champion.model.shipped_targets(),
+    }
+
+
+def table_value(frame: pl.DataFrame) -> dg.TableMetadataValue:
+    def cell(v):
+        return round(v, 4) if isinstance(v, float) else v
+
+    records = [dg.TableRecord({k: cell(v) for k, v in r.items()}) for r in frame.iter_rows(named=True)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in frame.schema.items()])
+    return dg.MetadataValue.table(records=records, schema=schema)

@@ -1,0 +1,47 @@
+"""The label distribution a prediction partition is compared with: the champion's own predictions on
+the scheme's held-out splits (pure: no Dagster, no MLflow).
+
+Predictions, not the editors' labels: a label predicted at recall 0.6 would otherwise look drifted
+every day. dev + test by default: both keep the real distribution (train is rebalanced) and were not
+trained on, and together halve the sampling noise of dev alone. Capped at `max_rows` (a fixed
+sample), so the cost stays seconds when the window holds millions of rows.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from dagster_autotag.predict.batch import predict_items
+from dagster_autotag.quality.drift import LabelProfile, label_profile
+
+REFERENCE_SPLITS = ("dev", "test")
+REFERENCE_MAX_ROWS = 20_000
+
+
+def reference_rows(dataset_dir: Path, splits: Sequence[str] = REFERENCE_SPLITS, max_rows: int = REFERENCE_MAX_ROWS):
+    missing = [s for s in splits if not (dataset_dir / f"{s}.parquet").exists()]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)} split under {dataset_dir}")
+    frame = pl.concat(
+        [pl.read_parquet(dataset_dir / f"{s}.parquet", columns=["itemid", "dtype", "text"]) for s in splits]
+    )
+    return frame.sample(max_rows, seed=0) if frame.height > max_rows else frame
+
+
+def prediction_profile(predictions: pl.DataFrame, model) -> LabelProfile:
+    """Shares of a prediction table (batch.PREDICTION_SCHEMA) over the model's shipped sub-labels."""
+    gate = model.targets[0]
+    subs = [t for t in model.shipped_targets() if t != gate]
+    return label_profile(predictions["gate"], predictions["labels"], gate, subs)
+
+
+def reference_profile(
+    model,
+    dataset_dir: Path,
+    splits: Sequence[str] = REFERENCE_SPLITS,
+    max_rows: int = REFERENCE_MAX_ROWS,
+    top_k: int | None = None,
+) -> LabelProfile:
+    rows = reference_rows(dataset_dir, splits, max_rows)
+    return prediction_profile(predict_items(rows, model, top_k=top_k), model)

@@ -1,0 +1,1 @@
+"""Quality of the model outputs and inputs: label and input drift (pure, no Dagster)."""
