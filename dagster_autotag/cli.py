@@ -124,7 +124,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         description="What `make demo` runs: writes sample exports for the last DAYS days, materialises every "
         "asset of the daily job for each day into the Dagster instance under $DAGSTER_HOME, builds every "
         "scheme's train/dev/test splits over those days, trains the linear model and a small TextCNN for "
-        "p0_newcar (MLflow, registry, promotion), and prints rows per layer, check failures and where "
+        "p0_newcar (MLflow, registry, promotion), labels every day with the champion (drift checks, publish), and prints rows per layer, check failures and where "
         "the outputs are.",
     )
     p.add_argument("--days", type=_int_in(1, 366), default=7, help="number of days (default 7)")
@@ -137,7 +137,13 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _apply_home(args)
-    from dagster_autotag.demo import print_summary, run_daily_job, run_datasets_job, run_training_job
+    from dagster_autotag.demo import (
+        print_summary,
+        run_daily_job,
+        run_datasets_job,
+        run_predict_job,
+        run_training_job,
+    )
     from dagster_autotag.sample.generator import generate_landing
     from dagster_autotag.settings import landing_dir
 
@@ -149,6 +155,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         runs.append(run_datasets_job(window_days=len(dts)))
     if all(r.success for r in runs):
         runs.append(run_training_job("p0_newcar"))
+    if all(r.success for r in runs):
+        runs += run_predict_job(dts, "p0_newcar")
     print_summary(dts, runs)
     return 0 if all(r.success for r in runs) else 1
 

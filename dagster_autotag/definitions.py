@@ -8,12 +8,15 @@ import os
 
 import dagster as dg
 
+from dagster_autotag.analytics.assets import analytics_assets
+from dagster_autotag.automation import build_landing_sensor, build_schedules, retrain_job
 from dagster_autotag.clean.assets import clean_assets
 from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
 from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
+from dagster_autotag.predict.assets import build_prediction_assets
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.assets import build_training_assets
 from dagster_autotag.train.mlflow_resource import MlflowResource
@@ -21,6 +24,7 @@ from dagster_autotag.train.mlflow_resource import MlflowResource
 DAILY_JOB = "daily_ingest"
 DATASETS_JOB = "build_datasets"
 TRAIN_JOB = "train_models"
+PREDICT_JOB = "predict_daily"
 
 
 def export_source_from_env() -> ExportSource:
@@ -51,6 +55,13 @@ train_job = dg.define_asset_job(
 )
 
 
+predict_job = dg.define_asset_job(
+    PREDICT_JOB,
+    selection=dg.AssetSelection.groups("predictions"),
+    description="Champion labels for one day's corpus, drift checks, then publish unless label_drift is ERROR.",
+)
+
+
 def build_definitions(
     export_source: ExportSource | None = None,
     lake: LakeResource | None = None,
@@ -65,8 +76,12 @@ def build_definitions(
             *clean_assets,
             *build_corpus_assets(corpus_config),
             *build_training_assets(list(corpus_config.schemes.values())),
+            *build_prediction_assets(list(corpus_config.schemes.values())),
+            *analytics_assets,
         ],
-        jobs=[daily_ingest_job, datasets_job, train_job],
+        jobs=[daily_ingest_job, datasets_job, train_job, predict_job, retrain_job],
+        schedules=build_schedules(daily_ingest_job, retrain_job),
+        sensors=[build_landing_sensor(daily_ingest_job)],
         resources={
             "export_source": export_source or export_source_from_env(),
             "lake": lake

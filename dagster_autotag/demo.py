@@ -24,6 +24,8 @@ LAYER_TABLES = [
     ("clean", "tags"),
     ("corpus", "items"),
     ("corpus", "label_distribution"),
+    ("predictions", "daily_labels"),
+    ("published", "daily_labels"),
 ]
 
 
@@ -113,6 +115,30 @@ def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
             instance=instance, raise_on_error=False, run_config=run_config, asset_selection=selection
         )
         return DemoRun(f"models/{scheme}", result.success, time.perf_counter() - started)
+
+
+def run_predict_job(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
+    """The champions label each demo day; drift checks run; clean days are published."""
+    import dagster as dg
+
+    from dagster_autotag.definitions import PREDICT_JOB, defs
+
+    job = defs.resolve_job_def(PREDICT_JOB)
+    run_config = {**QUIET_CONSOLE, "ops": {"predictions__daily_labels": {"config": {"schemes": [scheme]}}}}
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        for dt in dts:
+            started = time.perf_counter()
+            result = job.execute_in_process(
+                partition_key=dt, instance=instance, raise_on_error=False, run_config=run_config
+            )
+            failed = [
+                f"{e.asset_check_evaluation_data.check_name}"
+                for e in result.all_events
+                if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+            ]
+            runs.append(DemoRun(f"predict {dt}", result.success, time.perf_counter() - started, failed))
+    return runs
 
 
 def model_summary() -> list[str]:

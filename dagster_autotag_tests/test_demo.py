@@ -11,7 +11,10 @@ def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
     home, out = demo_home.path, demo_home.stdout
     for dt in DEMO_DAYS:
         assert f"{dt}  ok" in out
-    assert "datasets  ok" in out
+    assert "datasets  ok" in out and "models/p0_newcar  ok" in out
+    for dt in DEMO_DAYS:  # the champion labelled every day (label_drift may WARN on days this small)
+        assert f"predict {dt}  ok" in out
+        assert (home / f"lake/predictions/daily_labels/dt={dt}/part-0.parquet").exists()
     assert "clean/news_items" in out and "corpus/items" in out and str(home / "lake") in out
     items = pl.read_parquet(home / f"lake/clean/news_items/dt={DEMO_DAYS[0]}/part-0.parquet")
     assert 0.93 * DEMO_ITEMS_PER_DAY <= items.height <= DEMO_ITEMS_PER_DAY and items["itemid"].is_unique().all()
