@@ -37,6 +37,19 @@ class DemoRun:
     failed_checks: list[str] = field(default_factory=list)
 
 
+# One training at a time (pool autotag_training); backfills run two partitions at once, and the
+# sensor's and the schedule's runs of the same day never overlap.
+INSTANCE_CONCURRENCY = """concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 2
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -46,9 +59,9 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():  # the machines this runs on are offline: no telemetry, no banner
         config.write_text("telemetry:\n  enabled: false\n")
-    if "concurrency:" not in config.read_text():  # one training at a time (pool autotag_training)
+    if "concurrency:" not in config.read_text():
         with config.open("a") as f:
-            f.write("concurrency:\n  pools:\n    default_limit: 1\n")
+            f.write(INSTANCE_CONCURRENCY)
     return home
 
 

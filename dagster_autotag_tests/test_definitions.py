@@ -138,5 +138,7 @@ def test_trainings_share_one_pool_limited_to_one_run(tmp_path, monkeypatch):
     models = [a for a in defs.assets if a.key.path[0] == "models"]
     assert models and {a.node_def.pool for a in models} == {TRAINING_POOL}
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    config = (ensure_dagster_home() / "dagster.yaml").read_text()
-    assert "concurrency:\n  pools:\n    default_limit: 1" in config and "telemetry" in config
+    ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance:  # the written config is one Dagster accepts
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
