@@ -65,11 +65,19 @@ def chromium_path() -> str:
     pytest.skip("no Chromium on PATH (Debian: apt-get install chromium fonts-noto-cjk)")
 
 
+# Quiet, reproducible headless Chromium: no GPU, no background traffic, no first-run UI.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
 @contextmanager
 def browser_page(width: int = 1400, height: int = 1800):
+    """A page in headless Chromium with a fresh profile (Playwright makes a temporary one)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser.new_page(viewport={"width": width, "height": height})
         finally:
@@ -90,3 +98,28 @@ def dismiss_welcome_dialog(url: str) -> None:
     """Dagster shows a 'Join the community' dialog on a fresh instance; the UI's own mutation marks
     it seen (otherwise it can pop up over the page at any moment and swallow clicks)."""
     assert graphql(url, "mutation { setNuxSeen }")["setNuxSeen"] is True
+
+
+LOCATION_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name locationOrLoadError {
+  __typename ... on PythonError { message }
+  ... on RepositoryLocation { repositories { name schedules { name } sensors { name }
+    assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } } } } } } } } }"""
+
+
+def loaded_location(url: str) -> dict:
+    """The code location as the webserver loaded it: assets, checks, schedules, sensors."""
+    entries = graphql(url, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
+    assert len(entries) == 1, entries
+    location = entries[0]["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", location
+    repo = location["repositories"][0]
+    return {
+        "assets": {"/".join(n["assetKey"]["path"]) for n in repo["assetNodes"]},
+        "checks": {
+            f"{'/'.join(n['assetKey']['path'])}:{c['name']}"
+            for n in repo["assetNodes"]
+            for c in n["assetChecksOrError"].get("checks", [])
+        },
+        "schedules": {s["name"] for s in repo["schedules"]},
+        "sensors": {s["name"] for s in repo["sensors"]},
+    }

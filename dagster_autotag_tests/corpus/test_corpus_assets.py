@@ -25,7 +25,8 @@ def definitions(home) -> dg.Definitions:
 
 
 def daily_assets(defs: dg.Definitions) -> list:
-    return [a for a in defs.assets if a.partitions_def is not None]
+    """ingest → clean → corpus (predictions are daily too, but need a trained champion)."""
+    return [a for a in defs.assets if a.partitions_def is not None and a.group_names_by_key[a.key] != "predictions"]
 
 
 def dataset_asset(defs: dg.Definitions, scheme: str):
