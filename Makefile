@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export AUTOTAG_HOME ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(AUTOTAG_HOME)/dagster
 
-.PHONY: venv demo test ui bench-ingest bench-corpus clean-var
+.PHONY: venv demo test ui bench-ingest bench-corpus bench-models clean-var
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-ingest: $(STAMP)
 
 bench-corpus: $(STAMP)
 	$(BIN)/python bench/corpus.py
+
+bench-models: $(STAMP)
+	$(BIN)/python bench/models.py
 
 clean-var:
 	rm -rf var
