@@ -158,7 +158,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if all(r.success for r in runs):
         runs += run_predict_job(dts, "p0_newcar")
     print_summary(dts, runs)
-    return 0 if all(r.success for r in runs) else 1
+    code = 0 if all(r.success for r in runs) else 1
+    # Everything is written and closed; skip interpreter teardown, where duckdb's bindings print
+    # pages of "nanobind: leaked instance" reports after a long dagster/mlflow/torch session.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # ---- entry point ----------------------------------------------------------------------------------

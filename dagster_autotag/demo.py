@@ -112,6 +112,19 @@ def run_datasets_job(window_days: int) -> DemoRun:
 DEMO_TEXTCNN = {"max_epochs": 3, "num_filters": 64, "max_len": 96, "patience": 1}
 
 
+def quiet_mlflow() -> None:
+    """The demo prints its own summary: no MLflow progress bars, INFO lines or advice warnings."""
+    import logging
+    import warnings
+
+    import mlflow  # noqa: F401 - configures its loggers on import; override them after
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method", category=UserWarning)
+
+
 def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
     """The linear model and a small TextCNN for one scheme, then their agreement ensemble: trained,
     logged to MLflow, registered, and the promotion gate run (the first version becomes champion)."""
@@ -119,6 +132,7 @@ def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
 
     from dagster_autotag.definitions import TRAIN_JOB, defs
 
+    quiet_mlflow()
     job = defs.resolve_job_def(TRAIN_JOB)
     selection = [dg.AssetKey(["models", scheme, kind]) for kind in ("linear", "textcnn", "ensemble")]
     run_config = {**QUIET_CONSOLE, "ops": {f"models__{scheme}__textcnn": {"config": DEMO_TEXTCNN}}}
@@ -136,6 +150,7 @@ def run_predict_job(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
 
     from dagster_autotag.definitions import PREDICT_JOB, defs
 
+    quiet_mlflow()
     job = defs.resolve_job_def(PREDICT_JOB)
     run_config = {**QUIET_CONSOLE, "ops": {"predictions__daily_labels": {"config": {"schemes": [scheme]}}}}
     runs = []
