@@ -73,8 +73,14 @@ class LinearModel:
         learnt = np.flatnonzero(np.isnan(self.constant))
         self.coef = np.zeros((n_labels, x.shape[1]), dtype=np.float32)
         self.intercept = np.zeros(n_labels, dtype=np.float32)
+        # liblinear wants float64 CSR with sorted indices and would convert/sort the shared matrix
+        # in place from every thread (a data race: "indices array has fewer than nnz elements", and
+        # once an abort); do it once here so the threads only read.
+        x64 = x.astype(np.float64).tocsr()
+        x64.sum_duplicates()
+        x64.sort_indices()
         fitted = joblib.Parallel(n_jobs=min(cfg.n_jobs, max(len(learnt), 1)), prefer="threads")(
-            joblib.delayed(self._fit_one)(x, (y[:, j] > 0).astype(np.int8)) for j in learnt
+            joblib.delayed(self._fit_one)(x64, (y[:, j] > 0).astype(np.int8)) for j in learnt
         )
         for j, clf in zip(learnt, fitted):
             self.coef[j] = clf.coef_[0]
