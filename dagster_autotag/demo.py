@@ -53,6 +53,15 @@ INSTANCE_CONCURRENCY = """concurrency:
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def failed_checks(result) -> list[str]:
+    """`asset:check` for every check evaluation of a run that did not pass."""
+    return [
+        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+
+
 def ensure_dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(autotag_home() / "dagster")))
     home.mkdir(parents=True, exist_ok=True)
@@ -79,11 +88,7 @@ def run_daily_job(dts: list[str]) -> list[DemoRun]:
             result = job.execute_in_process(
                 partition_key=dt, instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
             )
-            failed = [
-                f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
-                for e in result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-            ]
+            failed = failed_checks(result)
             runs.append(DemoRun(dt, result.success, time.perf_counter() - started, failed))
     return runs
 
@@ -101,11 +106,7 @@ def run_datasets_job(window_days: int) -> DemoRun:
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
-        failed = [
-            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-        ]
+        failed = failed_checks(result)
         return DemoRun("datasets", result.success, time.perf_counter() - started, failed)
 
 
@@ -160,11 +161,7 @@ def run_predict_job(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
             result = job.execute_in_process(
                 partition_key=dt, instance=instance, raise_on_error=False, run_config=run_config
             )
-            failed = [
-                f"{e.asset_check_evaluation_data.check_name}"
-                for e in result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-            ]
+            failed = failed_checks(result)
             runs.append(DemoRun(f"predict {dt}", result.success, time.perf_counter() - started, failed))
     return runs
 

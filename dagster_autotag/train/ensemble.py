@@ -14,10 +14,11 @@ import numpy as np
 from dagster_autotag.train.evaluate import evaluate
 from dagster_autotag.train.scheme_model import (
     META_FILE,
-    THRESHOLDS_FILE,
     SchemeModel,
     SplitData,
     TrainingResult,
+    read_thresholds,
+    write_thresholds,
 )
 from dagster_autotag.train.thresholds import Thresholds, decide, tune_thresholds
 
@@ -73,21 +74,14 @@ class EnsembleModel:
             member.save(path / f"member{i}")
         meta = {"method": self.method, "members": len(self.members)}
         (path / ENSEMBLE_FILE).write_text(json.dumps(meta), encoding="utf-8")
-        if self.thresholds is not None:
-            (path / THRESHOLDS_FILE).write_text(
-                json.dumps(self.thresholds.to_dict(self.targets), ensure_ascii=False, indent=1), encoding="utf-8"
-            )
+        write_thresholds(path, self.thresholds, self.targets)
         return path
 
     @classmethod
     def load(cls, path: Path) -> "EnsembleModel":
         meta = json.loads((path / ENSEMBLE_FILE).read_text(encoding="utf-8"))
         members = [SchemeModel.load(path / f"member{i}") for i in range(meta["members"])]
-        thresholds = None
-        if (path / THRESHOLDS_FILE).exists():
-            data = json.loads((path / THRESHOLDS_FILE).read_text(encoding="utf-8"))
-            thresholds = Thresholds.from_dict(data, members[0].targets)
-        return cls(members, meta["method"], thresholds)
+        return cls(members, meta["method"], read_thresholds(path, members[0].targets))
 
 
 def load_model_dir(path: Path) -> "SchemeModel | EnsembleModel":

@@ -110,10 +110,7 @@ class SchemeModel:
             "has_label_model": self.label_model is not None,
         }
         (path / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        if self.thresholds is not None:
-            (path / THRESHOLDS_FILE).write_text(
-                json.dumps(self.thresholds.to_dict(self.targets), ensure_ascii=False, indent=1), encoding="utf-8"
-            )
+        write_thresholds(path, self.thresholds, self.targets)
         return path
 
     @classmethod
@@ -121,11 +118,20 @@ class SchemeModel:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         model_class = _model_class(meta["kind"])
         label_model = model_class.load(path / "labels") if meta["has_label_model"] else None
-        thresholds = None
-        if (path / THRESHOLDS_FILE).exists():
-            data = json.loads((path / THRESHOLDS_FILE).read_text(encoding="utf-8"))
-            thresholds = Thresholds.from_dict(data, [meta["gate"], *meta["labels"]])
+        thresholds = read_thresholds(path, [meta["gate"], *meta["labels"]])
         return cls(meta["kind"], meta["gate"], meta["labels"], model_class.load(path / "gate"), label_model, thresholds)
+
+
+def write_thresholds(path: Path, thresholds: Thresholds | None, targets: list[str]) -> None:
+    if thresholds is not None:
+        data = json.dumps(thresholds.to_dict(targets), ensure_ascii=False, indent=1)
+        (path / THRESHOLDS_FILE).write_text(data, encoding="utf-8")
+
+
+def read_thresholds(path: Path, targets: list[str]) -> Thresholds | None:
+    if not (path / THRESHOLDS_FILE).exists():
+        return None
+    return Thresholds.from_dict(json.loads((path / THRESHOLDS_FILE).read_text(encoding="utf-8")), targets)
 
 
 def _slice(t: Thresholds, start: int) -> Thresholds:
