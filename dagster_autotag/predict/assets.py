@@ -65,7 +65,7 @@ class PredictConfig(dg.Config):
     )
     skip_schemes_without_champion: bool = Field(False, description="skip (and warn) instead of failing the run")
     batch_size: int = 4096
-    top_k: int = Field(0, description="at most k sub-labels per item (0 = no cap); the models do not store it")
+    top_k: int = Field(0, description="at most k sub-labels per item; 0 = the cap each model was trained with")
     drift_metric: str = Field("js", description="js (Jensen–Shannon distance, base 2) | psi")
     drift_warn: float = 0.1
     drift_error: float = 0.2

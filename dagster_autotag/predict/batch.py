@@ -42,6 +42,7 @@ def score_and_decide(model, texts: list[str], top_k: int | None = None) -> tuple
     """(probabilities, decisions) for one batch. An agreement ensemble decides from each member's
     own probabilities; computing them once here saves its decide() a second pass over the texts."""
     if getattr(model, "method", None) == "agreement" and getattr(model, "members", None):
+        top_k = model.top_k if top_k is None else top_k
         member_probs = [m.predict_proba(texts) for m in model.members]
         fired = np.logical_and.reduce([m.decide(p, top_k=top_k) for m, p in zip(model.members, member_probs)])
         return np.minimum.reduce(member_probs), fired

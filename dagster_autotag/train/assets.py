@@ -28,7 +28,7 @@ BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
 class TrainConfig(dg.Config):
     threshold_mode: str = Field("precision_floor", description="precision_floor | f1")
     precision_floor: float = Field(0.8, description="a label must reach this dev precision to ship")
-    top_k: int = Field(0, description="at most k sub-labels per item (0 = no cap)")
+    top_k: int = Field(0, description="at most k sub-labels per item (0 = no cap); stored with the model")
     promotion_metric: str = Field("micro_f1", description="test metric compared with the champion's")
     promotion_tolerance: float = Field(0.005, description="challenger may be this much below the champion")
 
@@ -265,7 +265,14 @@ def build_ensemble_asset(scheme: Scheme) -> dg.AssetsDefinition:
         def fit(dataset_dir: Path, on_epoch):  # runs inside the MLflow run, so the registry is set
             uris = [f"models:/{registered_model_name(scheme.name, k)}@{CHAMPION}" for k in kinds]
             champions = [load_scheme_model(uri) for uri in uris]
-            return build_ensemble(champions, config.method, dataset_dir, config.threshold_mode, config.precision_floor)
+            return build_ensemble(
+                champions,
+                config.method,
+                dataset_dir,
+                config.threshold_mode,
+                config.precision_floor,
+                config.top_k or None,
+            )
 
         return track_and_register(context, scheme, "ensemble", config, lake, mlflow, fit)
 

@@ -17,10 +17,11 @@ from dagster_autotag.train.scheme_model import (
     SchemeModel,
     SplitData,
     TrainingResult,
+    gated_decide,
     read_thresholds,
     write_thresholds,
 )
-from dagster_autotag.train.thresholds import Thresholds, decide, tune_thresholds
+from dagster_autotag.train.thresholds import Thresholds, tune_thresholds
 
 ENSEMBLE_FILE = "ensemble.json"
 METHODS = ("mean", "agreement")
@@ -31,6 +32,7 @@ class EnsembleModel:
     members: list[SchemeModel]
     method: str = "mean"
     thresholds: Thresholds | None = None  # mean only; agreement uses the members' own
+    top_k: int | None = None  # mean: the sub-label cap; agreement: None = each member's own
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -57,10 +59,9 @@ class EnsembleModel:
         return [t for t in self.targets if t in shipped]
 
     def decide(self, probs: np.ndarray, top_k: int | None = None, texts: list[str] | None = None) -> np.ndarray:
+        top_k = self.top_k if top_k is None else top_k
         if self.method == "mean":
-            fired = decide(probs, self.thresholds, top_k=None)
-            fired[:, 1:] &= fired[:, :1]
-            return fired
+            return gated_decide(probs, self.thresholds, top_k)
         if texts is None:
             raise ValueError("agreement decides from each member's own probabilities: pass texts")
         fired = np.ones(probs.shape, dtype=bool)
@@ -72,7 +73,7 @@ class EnsembleModel:
         path.mkdir(parents=True, exist_ok=True)
         for i, member in enumerate(self.members):
             member.save(path / f"member{i}")
-        meta = {"method": self.method, "members": len(self.members)}
+        meta = {"method": self.method, "members": len(self.members), "top_k": self.top_k}
         (path / ENSEMBLE_FILE).write_text(json.dumps(meta), encoding="utf-8")
         write_thresholds(path, self.thresholds, self.targets)
         return path
@@ -81,7 +82,7 @@ class EnsembleModel:
     def load(cls, path: Path) -> "EnsembleModel":
         meta = json.loads((path / ENSEMBLE_FILE).read_text(encoding="utf-8"))
         members = [SchemeModel.load(path / f"member{i}") for i in range(meta["members"])]
-        return cls(members, meta["method"], read_thresholds(path, members[0].targets))
+        return cls(members, meta["method"], read_thresholds(path, members[0].targets), meta.get("top_k"))
 
 
 def load_model_dir(path: Path) -> "SchemeModel | EnsembleModel":
@@ -95,13 +96,13 @@ def load_model_dir(path: Path) -> "SchemeModel | EnsembleModel":
 
 def build_ensemble(
     members: list[SchemeModel], method: str, dataset_dir: Path, threshold_mode: str = "precision_floor",
-    precision_floor: float = 0.8,
+    precision_floor: float = 0.8, top_k: int | None = None,
 ) -> TrainingResult:  # fmt: skip
     """Tune (mean) on dev and evaluate on test exactly as train_scheme_model does for one model."""
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
     labels = manifest["labels"]
     dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("dev", "test"))
-    model = EnsembleModel(members, method)
+    model = EnsembleModel(members, method, top_k=top_k)
     dev_probs = model.predict_proba(dev.texts)
     if method == "mean":
         model.thresholds = tune_thresholds(dev.y, dev_probs, mode=threshold_mode, precision_floor=precision_floor)

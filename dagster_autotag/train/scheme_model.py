@@ -74,6 +74,7 @@ class SchemeModel:
     gate_model: object
     label_model: object | None  # None when train has no gate-positive row
     thresholds: Thresholds | None = None
+    top_k: int | None = None  # at most k sub-labels per item, decided at training (None = no cap)
 
     @property
     def targets(self) -> list[str]:
@@ -90,13 +91,9 @@ class SchemeModel:
         return self.thresholds.label_names_shipped(self.targets)
 
     def decide(self, probs: np.ndarray, top_k: int | None = None, texts: list[str] | None = None) -> np.ndarray:
-        """Shipped labels over their thresholds; a sub-label only with its gate (texts: unused,
-        the same signature as EnsembleModel.decide)."""
-        fired = decide(probs, self.thresholds, top_k=None)
-        fired[:, 1:] &= fired[:, :1]
-        if top_k is not None:  # the cap applies to sub-labels; the gate is a separate decision
-            fired[:, 1:] &= decide(probs[:, 1:], _slice(self.thresholds, 1), top_k=top_k)
-        return fired
+        """Shipped labels over their thresholds; a sub-label only with its gate. top_k: None = the
+        cap stored with the model (texts: unused, the same signature as EnsembleModel.decide)."""
+        return gated_decide(probs, self.thresholds, self.top_k if top_k is None else top_k)
 
     def save(self, path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
@@ -108,6 +105,7 @@ class SchemeModel:
             "gate": self.gate_name,
             "labels": self.labels,
             "has_label_model": self.label_model is not None,
+            "top_k": self.top_k,
         }
         (path / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         write_thresholds(path, self.thresholds, self.targets)
@@ -119,7 +117,18 @@ class SchemeModel:
         model_class = _model_class(meta["kind"])
         label_model = model_class.load(path / "labels") if meta["has_label_model"] else None
         thresholds = read_thresholds(path, [meta["gate"], *meta["labels"]])
-        return cls(meta["kind"], meta["gate"], meta["labels"], model_class.load(path / "gate"), label_model, thresholds)
+        gate_model = model_class.load(path / "gate")
+        return cls(meta["kind"], meta["gate"], meta["labels"], gate_model, label_model, thresholds, meta.get("top_k"))
+
+
+def gated_decide(probs: np.ndarray, thresholds: Thresholds, top_k: int | None) -> np.ndarray:
+    """Targets over their thresholds (shipped only); a sub-label only with its gate; at most
+    top_k sub-labels (the gate is a separate decision, not counted)."""
+    fired = decide(probs, thresholds, top_k=None)
+    fired[:, 1:] &= fired[:, :1]
+    if top_k is not None:
+        fired[:, 1:] &= decide(probs[:, 1:], _slice(thresholds, 1), top_k=top_k)
+    return fired
 
 
 def write_thresholds(path: Path, thresholds: Thresholds | None, targets: list[str]) -> None:
@@ -206,7 +215,7 @@ def train_scheme_model(
             on_epoch=(lambda e, m: on_epoch("labels", e, m)) if on_epoch else None,
         )  # fmt: skip
         seconds["train_labels"] = time.perf_counter() - started
-    model = SchemeModel(kind, gate_name, labels, gate_model, label_model)
+    model = SchemeModel(kind, gate_name, labels, gate_model, label_model, top_k=options.top_k)
 
     dev_probs = model.predict_proba(dev.texts)
     model.thresholds = tune_thresholds(
@@ -217,10 +226,8 @@ def train_scheme_model(
     seconds["predict_test"] = time.perf_counter() - started
     return TrainingResult(
         model=model,
-        dev=evaluate(dev.y, model.decide(dev_probs, options.top_k), dev_probs, model.targets, dev.texts, dev.itemids),
-        test=evaluate(
-            test.y, model.decide(test_probs, options.top_k), test_probs, model.targets, test.texts, test.itemids
-        ),
+        dev=evaluate(dev.y, model.decide(dev_probs), dev_probs, model.targets, dev.texts, dev.itemids),
+        test=evaluate(test.y, model.decide(test_probs), test_probs, model.targets, test.texts, test.itemids),
         rare_labels=list(manifest.get("rare_labels", [])),
         seconds=seconds,
     )

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dagster_autotag.train.ensemble import build_ensemble, load_model_dir
+from dagster_autotag.train.ensemble import EnsembleModel, build_ensemble, load_model_dir
 from dagster_autotag.train.linear import LinearConfig
 from dagster_autotag.train.registry import (
     CHALLENGER,
@@ -155,9 +155,16 @@ def test_register_promote_and_load_the_champion(linear, dataset, tmp_path, monke
     assert bool(decisions.iloc[0]["新车资讯/谍照"]) and not decisions.iloc[1].any()
 
 
-def test_options_top_k_caps_sub_labels(dataset):
+def test_top_k_caps_sub_labels_and_travels_with_the_model(dataset, tmp_path):
     result = train_scheme_model("linear", LinearConfig(min_df=1), dataset, TrainingOptions(top_k=1))
     assert result.test.y_pred[:, 1:].sum(axis=1).max() <= 1
+    loaded = load_model_dir(result.model.save(tmp_path / "capped"))
+    assert loaded.top_k == 1
+    probs = loaded.predict_proba(SplitData.read(dataset / "test.parquet", LABELS).texts)
+    assert loaded.decide(probs)[:, 1:].sum(axis=1).max() == 1  # the stored cap, no argument needed
+    assert loaded.decide(probs, top_k=len(LABELS))[:, 1:].sum(axis=1).max() > 1  # a caller may override it
+    agreement = load_model_dir(EnsembleModel([loaded, loaded], "agreement", top_k=2).save(tmp_path / "ens"))
+    assert agreement.top_k == 2
 
 
 @pytest.fixture(scope="module")
