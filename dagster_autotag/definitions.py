@@ -8,7 +8,7 @@ import os
 
 import dagster as dg
 
-from dagster_autotag.analytics.assets import analytics_assets
+from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY, analytics_assets
 from dagster_autotag.automation import build_landing_sensor, build_schedules, retrain_job
 from dagster_autotag.clean.assets import clean_assets
 from dagster_autotag.corpus.assets import build_corpus_assets
@@ -22,6 +22,7 @@ from dagster_autotag.train.assets import build_training_assets
 from dagster_autotag.train.mlflow_resource import MlflowResource
 
 DAILY_JOB = "daily_ingest"
+NIGHTLY_JOB = "daily_pipeline"
 DATASETS_JOB = "build_datasets"
 TRAIN_JOB = "train_models"
 PREDICT_JOB = "predict_daily"
@@ -53,12 +54,19 @@ train_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("models"),
     description="Every scheme × model type: train, evaluate, log to MLflow, register, promote (one at a time).",
 )
-
-
 predict_job = dg.define_asset_job(
     PREDICT_JOB,
-    selection=dg.AssetSelection.groups("predictions"),
-    description="Champion labels for one day's corpus, drift checks, then publish unless label_drift is ERROR.",
+    selection=dg.AssetSelection.groups("predictions") | dg.AssetSelection.assets(DUCKDB_VIEWS_KEY),
+    description="Champion labels for one day's corpus, drift checks, then publish and refresh the DuckDB "
+    "views unless label_drift is ERROR.",
+)
+# What the 02:00 schedule and the landing sensor run: the whole day, from exports to analysts.
+nightly_job = dg.define_asset_job(
+    NIGHTLY_JOB,
+    selection=dg.AssetSelection.groups("ingest", "clean", "corpus", "predictions")
+    | dg.AssetSelection.assets(DUCKDB_VIEWS_KEY),
+    description="One day end to end: exports → raw → clean → corpus → champion labels → drift checks → "
+    "publish → DuckDB views (the last two not when label_drift is ERROR).",
 )
 
 
@@ -79,9 +87,9 @@ def build_definitions(
             *build_prediction_assets(list(corpus_config.schemes.values())),
             *analytics_assets,
         ],
-        jobs=[daily_ingest_job, datasets_job, train_job, predict_job, retrain_job],
-        schedules=build_schedules(daily_ingest_job, retrain_job),
-        sensors=[build_landing_sensor(daily_ingest_job)],
+        jobs=[daily_ingest_job, datasets_job, train_job, predict_job, nightly_job, retrain_job],
+        schedules=build_schedules(nightly_job, retrain_job),
+        sensors=[build_landing_sensor(nightly_job)],
         resources={
             "export_source": export_source or export_source_from_env(),
             "lake": lake

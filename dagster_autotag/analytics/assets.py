@@ -6,6 +6,7 @@ import dagster as dg
 
 from dagster_autotag.analytics.views import DB_FILE, refresh_views
 from dagster_autotag.corpus.assets import DISTRIBUTION_KEY, ITEMS_KEY
+from dagster_autotag.predict.assets import PUBLISHED_KEY
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.mlflow_resource import MlflowResource
 from dagster_autotag.train.registry import TRACKING_URI_ENV
@@ -15,9 +16,10 @@ DUCKDB_VIEWS_KEY = dg.AssetKey(["analytics", "duckdb_views"])
 
 @dg.asset(
     key=DUCKDB_VIEWS_KEY,
-    deps=[ITEMS_KEY, DISTRIBUTION_KEY],
+    deps=[ITEMS_KEY, DISTRIBUTION_KEY, PUBLISHED_KEY],
     group_name="analytics",
     kinds={"duckdb"},
+    pool="autotag_duckdb",  # one refresh at a time when partition runs overlap
     # After the daily runs (and once after a backfill: not while a parent is in progress). Plain
     # eager() would wait forever for parent days that were never loaded (any_deps_missing).
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),

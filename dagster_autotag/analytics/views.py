@@ -26,7 +26,8 @@ DB_FILE = "autotag.duckdb"
 SNAPSHOTS = Path("analytics") / "snapshots"  # under the lake: hard links need the same filesystem
 SNAPSHOT_RETENTION = timedelta(hours=24)  # how long a connection to an older refresh keeps working
 # lake tables the views read: (layer, table)
-VIEW_TABLES = (("corpus", "items"), ("corpus", "label_distribution"), ("predictions", "daily_labels"))
+# (predictions: the published copy, so a day held back by a label-drift ERROR stays out of the views)
+VIEW_TABLES = (("corpus", "items"), ("corpus", "label_distribution"), ("published", "daily_labels"))
 
 
 def _sql_path(path: Path | str) -> str:
@@ -145,8 +146,8 @@ def _build(path: Path, snapshot: Path, schemes: Sequence[str]) -> dict[str, int]
                 made.append("corpus_labels_long")
         if _create(con, "label_distribution", _scan(snapshot, "corpus", "label_distribution")):
             made.append("label_distribution")
-        # predictions/daily_labels: written by the prediction assets once a champion exists.
-        if _create(con, "predictions", _scan(snapshot, "predictions", "daily_labels")):
+        # predictions/published: written once a champion exists and the day passed label_drift.
+        if _create(con, "predictions", _scan(snapshot, "published", "daily_labels")):
             made.append("predictions")
             if _list_columns(con, "predictions").get("labels", "").endswith("[]"):
                 long_sql = "SELECT * EXCLUDE (labels), unnest(labels) AS label FROM predictions"

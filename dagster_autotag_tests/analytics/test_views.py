@@ -83,7 +83,7 @@ def test_prediction_views_when_predictions_exist(home: Path, tmp_path: Path) -> 
             pl.lit("autotag.p0_newcar.linear").alias("model_name"),
             pl.lit("1").alias("model_version"),
         )
-        write_partition(lake, "predictions", "daily_labels", dt, predictions)
+        write_partition(lake, "published", "daily_labels", dt, predictions)
     counts = refresh_views(lake, tmp_path / DB_FILE, tracking_uri="sqlite:///" + str(tmp_path / "none.db"))
     labelled = items.select(pl.col("p0_newcar_labels").list.len().fill_null(0).sum()).item()
     assert counts == {"predictions": 2 * items.height, "prediction_labels_long": 2 * labelled}
@@ -119,7 +119,7 @@ def test_refresh_and_rewrite_while_an_analyst_reads(home: Path) -> None:
                 write_partition(lake, "corpus", "items", day, items)
                 refresh_views(lake, db)
             write_partition(lake, "corpus", "items", day, items.head(10))  # a smaller re-run of the day
-            write_partition(lake, "predictions", "daily_labels", day, items.select("itemid", labels=pl.lit(["x"])))
+            write_partition(lake, "published", "daily_labels", day, items.select("itemid", labels=pl.lit(["x"])))
             refresh_views(lake, db)
         finally:
             stop.set()
@@ -136,7 +136,7 @@ def test_refresh_and_rewrite_while_an_analyst_reads(home: Path) -> None:
     assert _fresh_count(db, "SELECT count(*) FROM model_versions") == 3
     assert not list(home.glob(f".{DB_FILE}.*"))  # no staging files left behind
     # leave the shared home as the other tests expect it
-    shutil.rmtree(lake / "predictions")
+    shutil.rmtree(lake / "published")
     write_partition(lake, "corpus", "items", day, items)
 
 

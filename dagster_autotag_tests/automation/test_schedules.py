@@ -8,7 +8,7 @@ import pytest
 from dagster._core.definitions.schedule_definition import ScheduleExecutionData
 
 from dagster_autotag.automation import build_daily_schedule, build_retrain_schedule, retrain_job
-from dagster_autotag.definitions import daily_ingest_job, train_job
+from dagster_autotag.definitions import nightly_job, train_job
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag_tests.automation.repo import repository
 
@@ -32,7 +32,7 @@ def _tick(schedule: dg.ScheduleDefinition, when: datetime, instance: dg.DagsterI
     ],
 )
 def test_nightly_schedule_selects_yesterday(tick: datetime, expected: str) -> None:
-    schedule = build_daily_schedule(daily_ingest_job)
+    schedule = build_daily_schedule(nightly_job)
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Asia/Shanghai"
     with dg.instance_for_test() as instance:
@@ -45,16 +45,16 @@ def test_nightly_schedule_skips_before_first_partition() -> None:
     first = daily_partitions.start.date()
     tick = datetime(first.year, first.month, first.day, 2, 0, tzinfo=SHANGHAI)
     with dg.instance_for_test() as instance:
-        data = _tick(build_daily_schedule(daily_ingest_job), tick, instance)
+        data = _tick(build_daily_schedule(nightly_job), tick, instance)
     assert not data.run_requests and data.skip_message
 
 
 def test_nightly_schedule_skips_a_day_the_sensor_already_ran() -> None:
-    schedule = build_daily_schedule(daily_ingest_job)
+    schedule = build_daily_schedule(nightly_job)
     with dg.instance_for_test() as instance:
         instance.add_run(
             dg.DagsterRun(
-                job_name=daily_ingest_job.name,
+                job_name=nightly_job.name,
                 status=dg.DagsterRunStatus.SUCCESS,
                 tags={"dagster/partition": "2024-05-01"},
             )
@@ -80,7 +80,7 @@ def test_schedules_load_in_definitions() -> None:
     job = repo.get_job(retrain_job.name)
     graph = repo.asset_graph
     assert {graph.get(k).group_name for k in job.asset_layer.executable_asset_keys} == {"datasets", "models"}
-    assert {s.name for s in repo.schedule_defs} == {"daily_ingest_nightly", "nightly_retrain_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"daily_pipeline_nightly", "nightly_retrain_schedule"}
     # the train job alone still works with a schedule too
     assert build_retrain_schedule(train_job).job_name == "train_models"
 

@@ -156,5 +156,7 @@ def test_several_files_and_markers(tmp_path):
 def test_a_file_with_only_bad_lines_is_still_counted_and_its_lines_quarantined(tmp_path):
     folder = land(tmp_path / "landing", "news_pool", [GOOD], name="000000_0")
     (folder / "000001_0").write_bytes(b"only\tthree\tcolumns\n")
-    report = ingest_partition(LandingExportSource(landing_dir=str(tmp_path / "landing")), NEWS_POOL, DT, tmp_path / "lake")
+    report = ingest_partition(
+        LandingExportSource(landing_dir=str(tmp_path / "landing")), NEWS_POOL, DT, tmp_path / "lake"
+    )
     assert report.files == 2 and report.rows_out == 1 and report.quarantined == 1
