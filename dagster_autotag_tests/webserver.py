@@ -1,10 +1,14 @@
 """A real dagster-webserver on the project's workspace, and a headless Chromium to look at it."""
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,35 +30,63 @@ def free_port() -> int:
 @contextmanager
 def dagster_webserver(env: dict[str, str]) -> Iterator[str]:
     """Starts `dagster-webserver -w workspace.yaml` with `env`; yields its base URL."""
+    with _serving([sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml"], env) as url:
+        yield url
+
+
+@contextmanager
+def dagster_dev(env: dict[str, str]) -> Iterator[str]:
+    """Starts `dagster dev -w workspace.yaml` (webserver and daemon: schedules, sensors, the run queue,
+    backfills) with `env`; yields the webserver's base URL."""
+    with _serving([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"], env) as url:
+        yield url
+
+
+@contextmanager
+def _serving(command: list[str], env: dict[str, str]) -> Iterator[str]:
     port = free_port()
+    # A file, not a pipe: nobody reads a pipe while the test runs, and once its buffer is full every
+    # process logging to it (run workers included) blocks.
+    log = tempfile.TemporaryFile(mode="w+", prefix="dagster-serve-")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: every child (daemon, code server, runs) is stopped
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"dagster-webserver exited with {proc.returncode}:\n{proc.stdout.read()[-3000:]}")
+                log.seek(0)
+                raise RuntimeError(f"{command[2]} exited with {proc.returncode}:\n{log.read()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/server_info", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"dagster-webserver did not answer on {url} within {START_TIMEOUT_S}s") from None
+                    raise RuntimeError(f"{command[2]} did not answer on {url} within {START_TIMEOUT_S}s") from None
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_group(proc)
+        log.close()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the group (dagster dev stops its children), then SIGKILL to any straggler."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def chromium_path() -> str:

@@ -105,12 +105,14 @@ class BertTrainConfigDg(TrainConfig):
     def model_config_object(self):
         from dagster_autotag.train.bert import BertTrainConfig
 
-        if not self.model_dir or not Path(self.model_dir).is_dir():
+        model_dir = self.model_dir or os.environ.get(BERT_DIR_ENV, "")
+        if not model_dir or not Path(model_dir).is_dir():
             raise ValueError(
-                f"BERT needs a local transformers directory: set {BERT_DIR_ENV} or model_dir in run config"
+                f"BERT needs a local transformers directory: set {BERT_DIR_ENV} or model_dir in run config "
+                f"(got {model_dir!r})"
             )
         return BertTrainConfig(
-            model_dir=self.model_dir,
+            model_dir=model_dir,
             max_len=self.max_len,
             batch_size=self.batch_size,
             lr=self.lr,

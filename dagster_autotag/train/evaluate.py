@@ -12,10 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
-
-from dagster_autotag.corpus.chart import cjk_font_family
 
 TOP_CONFUSION_PAIRS = 50
 PR_COLUMNS = 4
@@ -209,6 +206,10 @@ def pr_curve_png(
 ) -> bytes:
     """A grid of small PR curves, one per label, with the operating point of `y_pred` marked; the
     PNG bytes, also written to `path` when given."""
+    from matplotlib.figure import Figure  # here, not at import: loading a model for inference needs no plots
+
+    from dagster_autotag.corpus.chart import cjk_font_family
+
     y_true, probs = np.asarray(y_true) > 0, np.asarray(probs)
     family = cjk_font_family()
     n_labels = len(label_names)

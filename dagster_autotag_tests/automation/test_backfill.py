@@ -1,6 +1,8 @@
 """Five sample days through the daily job, one partition per run, into one home; a day run twice
 leaves the same rows (partitions are replaced, never appended to)."""
 
+import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -8,10 +10,12 @@ import duckdb
 
 from dagster_autotag.automation import DAILY_BACKFILL_POLICY
 from dagster_autotag.definitions import DAILY_JOB, build_definitions
+from dagster_autotag.demo import INSTANCE_CONCURRENCY
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.lake import table_glob
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.sample.generator import generate_landing
+from dagster_autotag_tests.webserver import dagster_dev, graphql
 
 DAYS, START, ITEMS = 5, "2024-06-01", 200
 
@@ -49,3 +53,72 @@ def test_backfill_five_days_and_rerun_one(tmp_path: Path) -> None:
         assert _items_per_day(lake) == before
         assert part.read_bytes() == first_bytes  # same input, same bytes
         assert not any((lake / "_staging").iterdir())  # no half-written leftovers
+
+
+BACKFILL_DAYS, BACKFILL_START, BACKFILL_ITEMS = 30, "2024-07-01", 40
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status numPartitions } ... on PythonError { message } } }"""
+BACKFILL_TIMEOUT_S = 900
+
+
+def test_thirty_day_asset_backfill_through_the_daemon(tmp_path: Path) -> None:
+    """What a data engineer does in the UI: an asset backfill of a month over the daily assets,
+    run by `dagster dev`'s daemon through the run queue (at most two runs at once, one partition
+    per run). Steps run in-process (the backfill's run config), so the month takes minutes, not an
+    interpreter start per step."""
+    home = tmp_path / "home"
+    days = generate_landing(home / "landing", BACKFILL_DAYS, BACKFILL_START, BACKFILL_ITEMS, 3)
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    # the instance `make demo` sets up, with the queue polled every second instead of every 5
+    config = "telemetry:\n  enabled: false\nrun_queue:\n  dequeue_interval_seconds: 1\n" + INSTANCE_CONCURRENCY
+    (dagster_home / "dagster.yaml").write_text(config)
+    # 40-item days carry the sample's deliberate dirt in a larger share than the 1% default allows
+    env = {
+        **os.environ,
+        "AUTOTAG_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "AUTOTAG_QUARANTINE_LIMIT": "0.2",
+    }
+    defs = build_definitions()
+    daily = [k for k in defs.resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys]
+    params = {
+        "assetSelection": [{"path": key.path} for key in daily],
+        "partitionNames": days,
+        "runConfigData": {"execution": {"config": {"in_process": {}}}},
+        "title": "30-day test backfill",
+    }
+    with dagster_dev(env) as url:
+        launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+        while True:
+            status = graphql(url, BACKFILL_STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
+            if status.get("status") not in ("REQUESTED", "CANCELING", "FAILING"):  # no longer in progress
+                break
+            assert time.monotonic() < deadline, f"backfill still {status} after {BACKFILL_TIMEOUT_S}s"
+            time.sleep(3)
+    assert status == {"status": "COMPLETED_SUCCESS", "numPartitions": BACKFILL_DAYS}, status
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": launched["backfillId"]}))
+    runs = [r.dagster_run for r in records]
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+    assert sorted(r.tags["dagster/partition"] for r in runs) == days  # one partition per run, each once
+    assert max_overlap([(r.start_time, r.end_time) for r in records]) <= 2  # the queue's limit held
+    per_day = _items_per_day(home / "lake")
+    assert sorted(per_day) == days
+    assert all(rows == ids and rows > 0 for rows, ids in per_day.values()), per_day  # no duplicate rows
+    assert not any((home / "lake" / "_staging").iterdir())
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    """The most spans open at one moment (an end before a start at the same instant)."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans], key=lambda e: (e[0], e[1]))
+    open_now = peak = 0
+    for _, step in events:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak

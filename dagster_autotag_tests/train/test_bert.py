@@ -65,3 +65,13 @@ def test_pos_weight_is_capped_and_safe_for_labels_without_positives():
     y[0, 2] = 1
     weights = pos_weight(y, cap=3.0).tolist()
     assert weights[0] == 3.0 and weights[1] == 1.0 and weights[2] == pytest.approx(29 / 11)  # 11 positives of 40
+
+
+def test_asset_config_falls_back_to_the_environment_model_dir(tmp_path, monkeypatch):
+    from dagster_autotag.train.assets import BERT_DIR_ENV, BertTrainConfigDg
+
+    monkeypatch.setenv(BERT_DIR_ENV, str(tmp_path))
+    assert BertTrainConfigDg().model_config_object().model_dir == str(tmp_path)
+    monkeypatch.setenv(BERT_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="missing"):
+        BertTrainConfigDg().model_config_object()
