@@ -182,6 +182,74 @@ def model_summary() -> list[str]:
     return lines
 
 
+def champion_per_label(scheme: str = "p0_newcar") -> list[str]:
+    """The default-kind champion's per-label test figures (its run's evaluation/per_label.csv)."""
+    import mlflow
+
+    from dagster_autotag.predict.champion import KIND_FALLBACK, NoChampionError, find_champion
+    from dagster_autotag.train.registry import default_tracking_uri
+
+    client = mlflow.MlflowClient(default_tracking_uri())
+    try:
+        _, name, version, run_id = find_champion(client, scheme, list(KIND_FALLBACK))
+    except NoChampionError:
+        return [f"  no champion for {scheme}"]
+    table = pl.read_csv(client.download_artifacts(run_id, "evaluation/per_label.csv"))
+    lines = [f"  {name} v{version} on its test split (✗ = below the precision floor, not shipped):"]
+    thresholds = client.download_artifacts(run_id, "evaluation/thresholds.json")
+    shipped = shipped_from_thresholds(Path(thresholds))
+    for r in table.iter_rows(named=True):
+        mark = "✓" if shipped is None or r["label"] in shipped else "✗"
+        lines.append(
+            f"    {mark} {r['label']:24s} P {r['precision']:.2f}  R {r['recall']:.2f}  F1 {r['f1']:.2f}  n={r['support']}"
+        )
+    return lines
+
+
+def shipped_from_thresholds(path: Path) -> set[str] | None:
+    """Shipped targets from a model's thresholds.json (an agreement ensemble: shipped by all members)."""
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    parts = data.get("agreement_of", [data])
+    sets = [{t["label"] for t in part.get("labels", []) if t.get("shipped")} for part in parts if "labels" in part]
+    return set.intersection(*sets) if sets else None
+
+
+def drift_verdicts(dts: list[str]) -> list[str]:
+    import json
+
+    lines = []
+    for dt in dts:
+        path = lake_dir() / "predictions" / "daily_labels" / f"dt={dt}" / "drift.json"
+        if not path.exists():
+            lines.append(f"  {dt}  not predicted")
+            continue
+        verdict = json.loads(path.read_text(encoding="utf-8"))
+        published = (lake_dir() / "published" / "daily_labels" / f"dt={dt}").is_dir()
+        lines.append(
+            f"  {dt}  label drift {verdict['label_drift']:5s} input drift {verdict['input_drift']:5s} "
+            f"{'published' if published else 'NOT published'}"
+        )
+    return lines
+
+
+def duckdb_views() -> list[str]:
+    import duckdb
+
+    from dagster_autotag.analytics.views import DB_FILE
+
+    path = autotag_home() / DB_FILE
+    if not path.exists():
+        return [f"  {path} (not refreshed)"]
+    with duckdb.connect(str(path), read_only=True) as con:
+        views = [
+            r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()
+        ]
+        counts = {v: con.execute(f'SELECT count(*) FROM "{v}"').fetchone()[0] for v in views}
+    return [f"  {path}  (duckdb -readonly {path})", "  " + ", ".join(f"{v} {n:,}" for v, n in counts.items())]
+
+
 def layer_row_counts(dts: list[str]) -> pl.DataFrame:
     lake = lake_dir()
     rows = []
@@ -222,6 +290,9 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
     models = model_summary() if (autotag_home() / "mlflow").is_dir() else []
     if models:
         print("\nRegistered models (MLflow):\n" + "\n".join(models))
+        print("\nChampion per label (p0_newcar):\n" + "\n".join(champion_per_label("p0_newcar")))
+    print("\nPredictions (drift checks, publishing):\n" + "\n".join(drift_verdicts(dts)))
+    print("\nDuckDB views for analysts:\n" + "\n".join(duckdb_views()))
     print(
         f"\nDatasets      : {', '.join(str(p) for p in datasets) or 'none'}\n"
         f"Label chart   : {charts}" + ("" if charts.exists() else " (missing)")

@@ -28,3 +28,20 @@ def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
     # the runs went into the persistent instance under $AUTOTAG_HOME/dagster, so the UI shows them
     assert (home / "dagster" / "dagster.yaml").exists()
     assert any(Path(home / "dagster").rglob("*.db"))
+
+
+def test_demo_summary_names_the_champion_per_label_drift_and_duckdb(demo_home):
+    out = demo_home.stdout
+    champion = out.split("Champion per label (p0_newcar):")[1].split("\n\n")[0]
+    assert "autotag.p0_newcar.ensemble v1 on its test split" in champion
+    rows = [line for line in champion.splitlines() if " F1 " in line]
+    assert len(rows) == 13 and "新车资讯 " in rows[0]  # the gate, then the 12 sub-labels
+    assert any(r.lstrip().startswith("✓") for r in rows)
+    predictions = out.split("Predictions (drift checks, publishing):")[1].split("\n\n")[0]
+    for dt in DEMO_DAYS:
+        assert f"{dt}  label drift " in predictions
+    duckdb_part = out.split("DuckDB views for analysts:")[1]
+    assert "autotag.duckdb" in duckdb_part and "corpus_items " in duckdb_part and "model_versions " in duckdb_part
+    for line in predictions.strip().splitlines():  # published unless label drift was ERROR
+        assert line.endswith("NOT published") == ("label drift error" in line), line
+    assert "predictions " in duckdb_part  # at least one demo day is published (the drift test covers ERROR)
