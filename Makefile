@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export AUTOTAG_HOME ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(AUTOTAG_HOME)/dagster
 
-.PHONY: venv demo test ui bench-ingest bench-corpus bench-models clean-var
+.PHONY: venv demo test ui bench-ingest bench-corpus bench-models bench-predict clean-var
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-corpus: $(STAMP)
 
 bench-models: $(STAMP)
 	$(BIN)/python bench/models.py
+
+bench-predict: $(STAMP)
+	$(BIN)/python bench/predict.py
 
 clean-var:
 	rm -rf var

@@ -27,8 +27,8 @@ from dagster_autotag.predict.champion import Champion, NoChampionError, kind_cha
 from dagster_autotag.predict.reference import (
     REFERENCE_MAX_ROWS,
     REFERENCE_SPLITS,
+    cached_reference_profile,
     prediction_profile,
-    reference_profile,
 )
 from dagster_autotag.quality.drift import (
     ERROR,
@@ -51,6 +51,7 @@ LABELS_KEY = dg.AssetKey([PREDICTIONS, DAILY_LABELS])
 PUBLISHED_KEY = dg.AssetKey([PREDICTIONS, "published"])
 CORPUS_ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
 DRIFT_FILE = "drift.json"
+REFERENCE_CACHE = Path(PREDICTIONS) / "_reference"  # under the lake: label profiles per champion and dataset
 TABLE_COLUMNS = ["scheme", *PREDICTION_SCHEMA, *MODEL_SCHEMA]
 CORPUS_COLUMNS = ["itemid", "dtype", "text", "rule_labels", "has_asr", "has_ocr"]
 CHECK_SEVERITY = {WARN: dg.AssetCheckSeverity.WARN, ERROR: dg.AssetCheckSeverity.ERROR}
@@ -128,7 +129,8 @@ def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble")
                 context.log.info(f"{scheme}: predicted {done:,} / {total:,} items")
 
             rows = predict_items(corpus, champion.model, config.batch_size, progress, config.top_k or None)
-            drifts[scheme] = scheme_label_drift(champion, rows, root / DATASETS_LAYER / scheme, config)
+            dataset_dir = root / DATASETS_LAYER / scheme
+            drifts[scheme] = scheme_label_drift(champion, rows, dataset_dir, root / REFERENCE_CACHE, config)
             rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, predicted_at)
             frames.append(rows.with_columns(pl.lit(scheme).alias("scheme")).select(TABLE_COLUMNS))
         table = pl.concat(frames)
@@ -216,12 +218,15 @@ def load_champions(context, config: PredictConfig, uri: str, names: list[str], m
     return champions
 
 
-def scheme_label_drift(champion: Champion, rows: pl.DataFrame, dataset_dir: Path, config: PredictConfig):
+def scheme_label_drift(
+    champion: Champion, rows: pl.DataFrame, dataset_dir: Path, cache_dir: Path, config: PredictConfig
+):
     """The scheme's DriftResult, or a string saying why there is no reference to compare with."""
     try:
-        reference = reference_profile(
-            champion.model, dataset_dir, config.reference_splits, config.reference_max_rows, config.top_k or None
-        )
+        reference = cached_reference_profile(
+            cache_dir, champion.describe(), champion.model, dataset_dir, config.reference_splits,
+            config.reference_max_rows, config.top_k or None,
+        )  # fmt: skip
     except FileNotFoundError as exc:
         return f"no reference for {champion.scheme}: {exc} (materialize datasets/{champion.scheme})"
     return label_drift(reference, prediction_profile(rows, champion.model), config.thresholds())

@@ -2,6 +2,7 @@
 (corpus/items 2024-05-01..03, datasets, MLflow champions of p0_newcar)."""
 
 import json
+import os
 import shutil
 
 import dagster as dg
@@ -15,6 +16,8 @@ from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.lake import write_partition
 from dagster_autotag.predict.assets import DRIFT_FILE, LABELS_KEY, PUBLISHED_KEY, TABLE_COLUMNS, build_prediction_assets
 from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA
+from dagster_autotag.predict.champion import load_champion
+from dagster_autotag.predict.reference import cached_reference_profile
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.mlflow_resource import MlflowResource
 from dagster_autotag.train.registry import CHAMPION
@@ -99,6 +102,7 @@ def test_predicts_a_demo_day_with_shipped_labels_only_and_publishes_it(home_copy
     assert pl.read_parquet(published).equals(table)
     verdict = json.loads((home_copy / "lake/predictions/daily_labels" / f"dt={dt}" / DRIFT_FILE).read_text())
     assert verdict["label_drift"] == "ok"
+    assert len(list((home_copy / "lake/predictions/_reference").glob("*.json"))) == 1  # kept for the next day
 
 
 def spy_shot_partition(home, dt: str) -> None:
@@ -162,3 +166,19 @@ def test_without_a_champion_the_run_says_how_to_train_one(home_copy, tmp_path):
     assert "materialize datasets/p0_newcar" in message and "models/p0_newcar/linear" in message
     assert "train_models" in message
     assert not (home_copy / "lake/predictions/daily_labels/dt=2024-05-01").exists()
+
+
+def test_the_reference_profile_is_computed_once_per_champion_and_dataset(home_copy, tmp_path):
+    champion = load_champion(tracking_uri(home_copy), SCHEME, ["linear"])
+    calls = []
+    original = champion.model.predict_proba
+    champion.model.predict_proba = lambda texts: calls.append(len(texts)) or original(texts)
+    dataset = home_copy / "lake/datasets" / SCHEME
+    first = cached_reference_profile(tmp_path, champion.describe(), champion.model, dataset)
+    assert calls and first.items > 0
+    calls.clear()
+    assert cached_reference_profile(tmp_path, champion.describe(), champion.model, dataset) == first
+    assert not calls  # read back, not predicted again
+    os.utime(dataset / "dev.parquet", ns=(1, 1))  # the dataset was rebuilt: profile it again
+    assert cached_reference_profile(tmp_path, champion.describe(), champion.model, dataset) == first
+    assert calls
