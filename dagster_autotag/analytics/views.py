@@ -10,6 +10,8 @@ nobody waits for a lock. Within one Python process DuckDB caches databases by pa
 connection before reopening.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import time
@@ -17,10 +19,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from dagster_autotag.analytics.model_versions import MODEL_VERSIONS_FILE, export_model_versions
+
+if TYPE_CHECKING:  # duckdb is imported where a database is built: the code location loads without it
+    import duckdb
 
 DB_FILE = "autotag.duckdb"
 SNAPSHOTS = Path("analytics") / "snapshots"  # under the lake: hard links need the same filesystem
@@ -137,6 +141,8 @@ def refresh_views(
 
 def _build(path: Path, snapshot: Path, schemes: Sequence[str]) -> dict[str, int]:
     # No extension downloads: the machines running this may be offline.
+    import duckdb
+
     con = duckdb.connect(str(path), config={"autoinstall_known_extensions": False})
     try:
         made = []

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import polars as pl
-from matplotlib import font_manager
-from matplotlib.figure import Figure
 
 CJK_FAMILIES = (
     "Noto Sans CJK SC",
@@ -44,6 +42,8 @@ class Chart:
 
 @cache
 def cjk_font_family() -> str:
+    from matplotlib import font_manager  # here: loading the code location (every step process) needs no plots
+
     path = os.environ.get(FONT_ENV)
     if path:
         font_manager.fontManager.addfont(path)
@@ -66,6 +66,8 @@ def distribution_chart(dist: pl.DataFrame, title: str) -> Chart:
         for scheme in dist["scheme"].unique(maintain_order=True).to_list()
     ]
     panels = [(s, p) for s, p in panels if p.height]
+    from matplotlib.figure import Figure
+
     family = cjk_font_family()
     heights = [max(p.height, 2) * 0.32 + 0.9 for _, p in panels]
     fig = Figure(figsize=(8.5, sum(heights) + 0.6), dpi=100, layout="constrained")
