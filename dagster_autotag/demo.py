@@ -4,6 +4,7 @@ Runs go into the persistent Dagster instance under $DAGSTER_HOME ($AUTOTAG_HOME/
 default), so `make ui` shows them afterwards.
 """
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -208,8 +209,6 @@ def champion_per_label(scheme: str = "p0_newcar") -> list[str]:
 
 def shipped_from_thresholds(path: Path) -> set[str] | None:
     """Shipped targets from a model's thresholds.json (an agreement ensemble: shipped by all members)."""
-    import json
-
     data = json.loads(path.read_text(encoding="utf-8"))
     parts = data.get("agreement_of", [data])
     sets = [{t["label"] for t in part.get("labels", []) if t.get("shipped")} for part in parts if "labels" in part]
@@ -217,8 +216,6 @@ def shipped_from_thresholds(path: Path) -> set[str] | None:
 
 
 def drift_verdicts(dts: list[str]) -> list[str]:
-    import json
-
     lines = []
     for dt in dts:
         path = lake_dir() / "predictions" / "daily_labels" / f"dt={dt}" / "drift.json"
