@@ -82,8 +82,7 @@ def test_thirty_day_asset_backfill_through_the_daemon(tmp_path: Path) -> None:
         "DAGSTER_HOME": str(dagster_home),
         "AUTOTAG_QUARANTINE_LIMIT": "0.2",
     }
-    defs = build_definitions()
-    daily = [k for k in defs.resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys]
+    daily = build_definitions().resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys
     params = {
         "assetSelection": [{"path": key.path} for key in daily],
         "partitionNames": days,
