@@ -76,21 +76,30 @@ def ensure_dagster_home() -> Path:
 
 
 def run_daily_job(dts: list[str]) -> list[DemoRun]:
-    import dagster as dg
-
-    from dagster_autotag.definitions import DAILY_JOB, defs
+    from dagster_autotag.definitions import DAILY_JOB
 
     ensure_dagster_home()
-    job = defs.resolve_job_def(DAILY_JOB)
+    return run_per_day(DAILY_JOB, dts, QUIET_CONSOLE, label="{dt}")
+
+
+def run_per_day(job_name: str, dts: list[str], run_config: dict, label: str) -> list[DemoRun]:
+    """One in-process run of `job_name` per partition, into the persistent instance; `label`
+    names the run in the summary (`{dt}` is filled in)."""
+    import dagster as dg
+
+    from dagster_autotag.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
     runs = []
     with dg.DagsterInstance.get() as instance:
         for dt in dts:
             started = time.perf_counter()
             result = job.execute_in_process(
-                partition_key=dt, instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+                partition_key=dt, instance=instance, raise_on_error=False, run_config=run_config
             )
-            failed = failed_checks(result)
-            runs.append(DemoRun(dt, result.success, time.perf_counter() - started, failed))
+            runs.append(
+                DemoRun(label.format(dt=dt), result.success, time.perf_counter() - started, failed_checks(result))
+            )
     return runs
 
 
@@ -148,23 +157,11 @@ def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
 
 def run_predict_job(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
     """The champions label each demo day; drift checks run; clean days are published."""
-    import dagster as dg
-
-    from dagster_autotag.definitions import PREDICT_JOB, defs
+    from dagster_autotag.definitions import PREDICT_JOB
 
     quiet_mlflow()
-    job = defs.resolve_job_def(PREDICT_JOB)
     run_config = {**QUIET_CONSOLE, "ops": {"predictions__daily_labels": {"config": {"schemes": [scheme]}}}}
-    runs = []
-    with dg.DagsterInstance.get() as instance:
-        for dt in dts:
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                partition_key=dt, instance=instance, raise_on_error=False, run_config=run_config
-            )
-            failed = failed_checks(result)
-            runs.append(DemoRun(f"predict {dt}", result.success, time.perf_counter() - started, failed))
-    return runs
+    return run_per_day(PREDICT_JOB, dts, run_config, label="predict {dt}")
 
 
 def model_summary() -> list[str]:
