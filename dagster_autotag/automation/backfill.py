@@ -1,8 +1,9 @@
 """Backfills of daily assets: one partition per run, runs limited by the instance.
 
 The daily assets read `context.partition_key` (one day), so a run must cover exactly one
-partition: `max_partitions_per_run=1`. That is Dagster's default for assets without a policy;
-stating it on the decorators keeps a later change to multi-partition runs a deliberate one.
+partition: `max_partitions_per_run=1`. That is Dagster's default for assets without a policy, so
+the decorators leave it off (passing `backfill_policy` prints a BetaWarning in 1.13); this constant
+names the bound, and test_backfill.py's 30-day daemon backfill checks one partition per run.
 How many of those runs execute at once is the instance's run queue (dagster.yaml):
 
     concurrency:
