@@ -48,6 +48,9 @@ class TextCNNConfig:
     top_k: int = 1  # 1 = max pooling; k > 1 = k-max pooling, k values per filter concatenated
     dropout: float = 0.5
     lr: float = 1e-3
+    # None: lr. Lower keeps fine-tuned pretrained vectors from chasing a small training set.
+    embedding_lr: float | None = None
+    weight_decay: float = 0.0  # AdamW's decoupled decay, on every trained weight
     batch_size: int = 64
     max_epochs: int = 10
     patience: int = 2  # epochs without a better dev micro-F1 before stopping
@@ -286,6 +289,17 @@ def _embeddings(config: TextCNNConfig, vocab: Vocab) -> tuple[np.ndarray | None,
     return vectors, vectors.shape[1], vector_coverage(vocab, read_vector_tokens(config.vectors_vocab))
 
 
+def _optimizer(model: TextCNN, config: TextCNNConfig) -> torch.optim.Optimizer:
+    """AdamW; the embedding gets its own learning rate when `embedding_lr` is set."""
+    embedding = model.embedding.weight
+    rest = [p for p in model.parameters() if p.requires_grad and p is not embedding]
+    groups = [{"params": rest}]
+    if embedding.requires_grad:
+        lr = config.lr if config.embedding_lr is None else config.embedding_lr
+        groups.append({"params": [embedding], "lr": lr})
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train_textcnn(
     train_texts: Sequence[str],
     train_y: np.ndarray,
@@ -323,7 +337,7 @@ def train_textcnn(
     train_t, dev_t = torch.from_numpy(train_y), torch.from_numpy(dev_y)
 
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.from_numpy(pos_weights(train_y, config.pos_weight_cap)))
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = _optimizer(model, config)
 
     history: list[dict] = []
     best_f1, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())

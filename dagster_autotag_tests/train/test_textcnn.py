@@ -212,6 +212,25 @@ def test_pretrained_embeddings_frozen_or_fine_tuned(tiny_vectors, task, freeze: 
     )
 
 
+def test_embedding_learning_rate_and_weight_decay(tiny_vectors, task):
+    """embedding_lr=0 keeps the pretrained vectors while the rest trains; weight decay shrinks weights."""
+    npy, txt, _ = tiny_vectors
+    texts, y = task[0][:64], task[1][:64]
+    base = {**SMALL, "embed_dim": None, "vectors_npy": str(npy), "vectors_vocab": str(txt)}
+    base |= {"max_epochs": 2, "patience": 5}
+    still = train_textcnn(texts, y, texts[:16], y[:16], TextCNNConfig(**base, embedding_lr=0.0))
+    initial = load_vectors(npy, txt, still.vocab, seed=0)
+    np.testing.assert_array_equal(still.model.embedding.weight.detach().numpy(), initial)
+    assert still.history[-1]["train_loss"] < still.history[0]["train_loss"]  # the convolutions learned
+
+    def conv_norm(weight_decay: float) -> float:
+        model = train_textcnn(texts, y, texts[:16], y[:16], TextCNNConfig(**base, weight_decay=weight_decay))
+        return sum(float(c.weight.detach().norm()) for c in model.model.convs)
+
+    assert conv_norm(5.0) < conv_norm(0.0)
+    assert TextCNNConfig.from_json(TextCNNConfig(embedding_lr=1e-4, weight_decay=0.01).to_json()).embedding_lr == 1e-4
+
+
 @pytest.mark.shared_data
 def test_real_char_vectors():
     npy, txt = CHAR_VECTORS / "tencent_char_200d.npy", CHAR_VECTORS / "tencent_char_200d.vocab.txt"
