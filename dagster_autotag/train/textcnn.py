@@ -5,9 +5,15 @@ Padding never changes a prediction: each convolution pads the right edge itself 
 windows made only of padding are zeroed (after ReLU, so max pooling ignores them). Batches can therefore
 be cut to their longest text, which is what makes inference on short texts cheap.
 
+Optional bigram channel (`ngram_buckets` > 0, FastText's trick): each position's input is its token's
+embedding plus the embedding of the (token, next token) pair, hashed from the two ids into a fixed number
+of buckets. The pairs are computed from the ids inside the model, so encoding, saving and serving are the
+same with or without it.
+
 Inference skips the convolutions: embedding then convolution is linear per token, so each token's
 contribution to every kernel tap is precomputed once (`fused_tables`) and a window's pre-activation is an
-`embedding_bag` sum of k table rows. On 2 CPU cores that is several times faster than conv1d.
+`embedding_bag` sum of k table rows (2k with the bigram channel). On 2 CPU cores that is several times
+faster than conv1d.
 """
 
 import copy
@@ -43,6 +49,7 @@ class TextCNNConfig:
     vectors_npy: str | None = None
     vectors_vocab: str | None = None
     freeze_embeddings: bool = False  # True: static pretrained vectors; False: fine-tuned
+    ngram_buckets: int = 0  # > 0: add a hashed token-bigram embedding channel with this many buckets
     kernel_sizes: tuple[int, ...] = (2, 3, 4)  # the seed model used (7, 8, 9)
     num_filters: int = 128
     top_k: int = 1  # 1 = max pooling; k > 1 = k-max pooling, k values per filter concatenated
@@ -69,6 +76,8 @@ class TextCNNConfig:
             raise ValueError("kernel_sizes and top_k must be positive")
         if self.effective_max_len < self.top_k:
             raise ValueError("max_len must be at least top_k")
+        if self.ngram_buckets < 0 or self.ngram_buckets == 1:
+            raise ValueError("ngram_buckets must be 0 (off) or at least 2")
 
     @property
     def effective_max_len(self) -> int:
@@ -101,6 +110,7 @@ class TextCNN(nn.Module):
         dropout: float = 0.5,
         vectors: np.ndarray | None = None,
         freeze_embeddings: bool = False,
+        ngram_buckets: int = 0,
     ):
         super().__init__()
         self.kernel_sizes = tuple(kernel_sizes)
@@ -113,16 +123,40 @@ class TextCNN(nn.Module):
                 self.embedding.weight.copy_(torch.from_numpy(vectors))
                 self.embedding.weight[PAD_ID].zero_()  # padding must embed to 0 (see module doc)
         self.embedding.weight.requires_grad_(not freeze_embeddings)
+        # Bucket 0 is the pair that ends in padding: it embeds to 0 like <pad>. Starting at 0 everywhere,
+        # the model begins as the plain token model (random N(0, 1) pairs would drown pretrained vectors).
+        # Sparse gradients: a batch touches a few thousand of the buckets, and a dense Adam update of the
+        # whole table cost ~25x more than the rest of the step (200k buckets x 200 dims).
+        self.ngram_embedding = None
+        if ngram_buckets:
+            self.ngram_embedding = nn.Embedding(ngram_buckets, embed_dim, padding_idx=0, sparse=True)
+            nn.init.zeros_(self.ngram_embedding.weight)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in self.kernel_sizes)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(len(self.kernel_sizes) * num_filters * top_k, num_labels)
+
+    def bigram_ids(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """(n, T) bucket of each (token, next token) pair; 0 where the pair reaches into padding."""
+        assert self.ngram_embedding is not None
+        buckets = self.ngram_embedding.num_embeddings
+        ids = token_ids.to(torch.int64)
+        following = F.pad(ids[:, 1:], (0, 1), value=PAD_ID)
+        hashed = (ids * 1_000_003 + following) % (buckets - 1) + 1  # ids < 2**31: no int64 overflow
+        return torch.where((ids != PAD_ID) & (following != PAD_ID), hashed, 0)
+
+    def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """(n, T, E) inputs of the convolutions."""
+        x = self.embedding(token_ids)
+        if self.ngram_embedding is not None:
+            x = x + self.ngram_embedding(self.bigram_ids(token_ids))
+        return x
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         """token_ids (n, T) right-padded with 0 → logits (n, num_labels); needs T ≥ top_k."""
         lengths = (token_ids != PAD_ID).sum(dim=1, keepdim=True)
         # Windows starting at or after a text's end hold only padding: zero them.
         real = (torch.arange(token_ids.shape[1], device=token_ids.device) < lengths).unsqueeze(1)
-        x = self.embedding(token_ids).transpose(1, 2)  # (n, E, T)
+        x = self.embed(token_ids).transpose(1, 2)  # (n, E, T)
         pooled = []
         for k, conv in zip(self.kernel_sizes, self.convs):
             h = F.relu(conv(F.pad(x, (0, k - 1)))) * real  # (n, F, T)
@@ -134,10 +168,12 @@ class TextCNN(nn.Module):
         return self.head(self.dropout(torch.cat(pooled, dim=1)))
 
     def fused_tables(self) -> list[torch.Tensor]:
-        """Per kernel k a (k*V, F) table: row j*V + v = tap j of the conv applied to token v's embedding.
+        """Per kernel k a (k*V [+ k*B], F) table: row j*V + v = tap j of the conv applied to token v's
+        embedding; with the bigram channel, row k*V + j*B + b = tap j applied to bucket b's embedding.
 
         The bias is folded into tap 0, and tap 0 of `<pad>` is -inf so that windows starting in the
-        padding never win the pooling (they would be zeroed in `forward`); other `<pad>` rows are 0.
+        padding never win the pooling (they would be zeroed in `forward`); other `<pad>` rows and the
+        rows of bucket 0 are 0.
         """
         emb = self.embedding.weight.detach()
         tables = []
@@ -147,6 +183,9 @@ class TextCNN(nn.Module):
             taps[0] = taps[0] + conv.bias.detach()
             for j, tap in enumerate(taps):
                 tap[PAD_ID] = float("-inf") if j == 0 else 0.0
+            if self.ngram_embedding is not None:
+                pair_emb = self.ngram_embedding.weight.detach()
+                taps += [pair_emb @ w[:, :, j].T for j in range(k)]  # row 0 is 0: padding_idx embeds to 0
             tables.append(torch.cat(taps).contiguous())
         return tables
 
@@ -154,13 +193,20 @@ class TextCNN(nn.Module):
         """Eval-mode `forward` through `fused_tables` (equal up to float rounding)."""
         n, width = token_ids.shape
         vocab_size = self.embedding.num_embeddings
+        pad = max(self.kernel_sizes) - 1
         # int32 indices take fbgemm's fast embedding_bag kernel (about 5x faster than int64 here).
-        ids = F.pad(token_ids.to(torch.int32), (0, max(self.kernel_sizes) - 1), value=PAD_ID)
+        ids = F.pad(token_ids.to(torch.int32), (0, pad), value=PAD_ID)
+        pairs = None
+        if self.ngram_embedding is not None:
+            pairs = F.pad(self.bigram_ids(token_ids).to(torch.int32), (0, pad), value=0)
         pooled = []
         for k, table in zip(self.kernel_sizes, tables):
             taps = torch.arange(k, dtype=torch.int32) * vocab_size
-            windows = (ids.unfold(1, k, 1)[:, :width] + taps).reshape(-1, k)
-            h = F.embedding_bag(windows, table, mode="sum").view(n, width, -1)  # (n, T, F) pre-ReLU
+            windows = ids.unfold(1, k, 1)[:, :width] + taps
+            if pairs is not None:
+                pair_taps = k * vocab_size + torch.arange(k, dtype=torch.int32) * self.ngram_embedding.num_embeddings
+                windows = torch.cat([windows, pairs.unfold(1, k, 1)[:, :width] + pair_taps], dim=2)
+            h = F.embedding_bag(windows.reshape(n * width, -1), table, mode="sum").view(n, width, -1)  # pre-ReLU
             if self.top_k == 1:
                 pooled.append(h.amax(dim=1))
             else:
@@ -169,7 +215,8 @@ class TextCNN(nn.Module):
         return self.head(torch.cat(pooled, dim=1).clamp_min(0.0))
 
     def fused_bytes(self) -> int:
-        return 4 * self.embedding.num_embeddings * sum(self.kernel_sizes) * self.convs[0].out_channels
+        rows = self.embedding.num_embeddings + (self.ngram_embedding.num_embeddings if self.ngram_embedding else 0)
+        return 4 * rows * sum(self.kernel_sizes) * self.convs[0].out_channels
 
 
 def pos_weights(y: np.ndarray, cap: float) -> np.ndarray:
@@ -276,6 +323,7 @@ def _build_model(
         dropout=config.dropout,
         vectors=vectors,
         freeze_embeddings=config.freeze_embeddings,
+        ngram_buckets=config.ngram_buckets,
     )
 
 
@@ -289,15 +337,22 @@ def _embeddings(config: TextCNNConfig, vocab: Vocab) -> tuple[np.ndarray | None,
     return vectors, vectors.shape[1], vector_coverage(vocab, read_vector_tokens(config.vectors_vocab))
 
 
-def _optimizer(model: TextCNN, config: TextCNNConfig) -> torch.optim.Optimizer:
-    """AdamW; the embedding gets its own learning rate when `embedding_lr` is set."""
+def _optimizers(model: TextCNN, config: TextCNNConfig) -> list[torch.optim.Optimizer]:
+    """AdamW, the token embedding with its own learning rate when `embedding_lr` is set; the sparse
+    bigram table gets SparseAdam (lazy Adam on the rows a batch touches; no weight decay)."""
     embedding = model.embedding.weight
-    rest = [p for p in model.parameters() if p.requires_grad and p is not embedding]
+    pairs = model.ngram_embedding.weight if model.ngram_embedding is not None else None
+    rest = [p for p in model.parameters() if p.requires_grad and p is not embedding and p is not pairs]
     groups = [{"params": rest}]
     if embedding.requires_grad:
         lr = config.lr if config.embedding_lr is None else config.embedding_lr
         groups.append({"params": [embedding], "lr": lr})
-    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    ]
+    if pairs is not None:
+        optimizers.append(torch.optim.SparseAdam([pairs], lr=config.lr))
+    return optimizers
 
 
 def train_textcnn(
@@ -337,7 +392,7 @@ def train_textcnn(
     train_t, dev_t = torch.from_numpy(train_y), torch.from_numpy(dev_y)
 
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.from_numpy(pos_weights(train_y, config.pos_weight_cap)))
-    optimizer = _optimizer(model, config)
+    optimizers = _optimizers(model, config)
 
     history: list[dict] = []
     best_f1, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
@@ -348,10 +403,12 @@ def train_textcnn(
         perm = rng.permutation(len(train_ids))
         for start in range(0, len(perm), config.batch_size):
             idx = perm[start : start + config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(_trimmed(train_ids[idx], config.top_k)), train_t[torch.from_numpy(idx)])
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             total += loss.item() * len(idx)
             seen += len(idx)
 

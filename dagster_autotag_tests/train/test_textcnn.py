@@ -101,12 +101,17 @@ def test_pos_weights_and_micro_f1():
     assert micro_f1(y, np.zeros_like(y)) == 0.0
 
 
-@pytest.mark.parametrize(("kernel_sizes", "top_k"), [((2, 3, 4), 1), ((2, 3), 2), ((7, 8, 9), 1)])
-def test_padding_is_exact_and_fused_path_matches(kernel_sizes: tuple[int, ...], top_k: int):
+@pytest.mark.parametrize(
+    ("kernel_sizes", "top_k", "buckets"), [((2, 3, 4), 1, 0), ((2, 3), 2, 0), ((7, 8, 9), 1, 0), ((1, 3), 2, 7)]
+)
+def test_padding_is_exact_and_fused_path_matches(kernel_sizes: tuple[int, ...], top_k: int, buckets: int):
     torch.set_num_threads(1)  # the training tests set it too; this test may run first
-    torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = TextCNN(30, 4, embed_dim=16, kernel_sizes=kernel_sizes, num_filters=8, top_k=top_k).eval()
+    model = TextCNN(30, 4, embed_dim=16, kernel_sizes=kernel_sizes, num_filters=8, top_k=top_k, ngram_buckets=buckets)
+    model.eval()
+    if buckets:  # the channel starts at 0; give it weights so the comparison means something
+        with torch.no_grad():
+            model.ngram_embedding.weight[1:].normal_()
     ids = torch.randint(2, 30, (4, 12))
     ids[0, 5:] = PAD_ID
     ids[1, 1:] = PAD_ID
@@ -167,6 +172,32 @@ def test_word_level_model_trains_and_round_trips(task, tmp_path: Path):
     assert probs.shape == (2, 3) and np.isfinite(probs).all()
     loaded = TrainedTextCNN.load(model.save(tmp_path / "w"))
     np.testing.assert_array_equal(loaded.predict_proba(["谍照曝光", ""]), probs)
+
+
+def test_bigram_channel_learns_character_order(tmp_path: Path):
+    """With kernel size 1 a plain model sees only single characters, so 谍照 and 照谍 look alike; the
+    hashed bigram channel tells them apart. The model round-trips through save/load."""
+    rng = np.random.default_rng(0)
+    texts, y = [], []
+    for i in range(480):
+        filler = "".join(rng.choice(FILLER, size=int(rng.integers(4, 10))))
+        cut = int(rng.integers(0, len(filler) + 1))
+        texts.append(filler[:cut] + ("谍照" if i % 2 else "照谍") + filler[cut:])
+        y.append([i % 2])
+    y = np.asarray(y, dtype=np.float32)
+    base = {**SMALL, "kernel_sizes": (1,), "max_epochs": 6, "patience": 6}
+
+    def dev_f1(model: TrainedTextCNN) -> float:
+        return micro_f1(y[400:], model.predict_proba(texts[400:]) >= 0.5)
+
+    plain = train_textcnn(texts[:400], y[:400], texts[400:], y[400:], TextCNNConfig(**base))
+    bigram = train_textcnn(texts[:400], y[:400], texts[400:], y[400:], TextCNNConfig(**base, ngram_buckets=997))
+    assert dev_f1(plain) < 0.75 and dev_f1(bigram) >= 0.95
+    loaded = TrainedTextCNN.load(bigram.save(tmp_path / "b"))
+    assert loaded.config.ngram_buckets == 997
+    np.testing.assert_array_equal(loaded.predict_proba(texts[400:]), bigram.predict_proba(texts[400:]))
+    with pytest.raises(ValueError, match="ngram_buckets"):
+        TextCNNConfig(ngram_buckets=1)
 
 
 @pytest.fixture
