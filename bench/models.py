@@ -316,6 +316,8 @@ def bench_thucnews(args) -> None:
             "emb200 k(2,3,4) f256 emb-lr 1e-4 wd 0.05",
             {"embedding_lr": 1e-4, "weight_decay": 0.05, **vectors()},
         ),
+        ("tencent vectors", "emb200 k(2,3,4) f256 bigrams 200k", {"ngram_buckets": 200_000, **vectors()}),
+        ("random init", "emb200 k(2,3,4) f256 bigrams 200k", {"embed_dim": 200, "ngram_buckets": 200_000}),
     ]
     if args.quick:
         settings = settings[1:2]
@@ -414,13 +416,16 @@ def bench_bdci(args) -> None:
         thresholds["linear"] = multilabel_figures("linear", "tfidf char_wb 1-3 + LR C=4 balanced", *pair, data)
     elif args.reuse_probs and (PROBS / "bdci_linear.npz").is_file():
         probs["linear"] = _load_probs("linear")
+    # (key for saved probs and ensembles, description, config changes)
     cnn_settings = [
-        ("emb200 k(2,3,4) f256 maxlen128 bs64", {"kernel_sizes": (2, 3, 4)}),
-        ("emb200 k(1,2,3,4) f256 maxlen128 bs64", {"kernel_sizes": (1, 2, 3, 4)}),
-    ][: 1 if args.quick else args.bdci_textcnn_settings]
-    if "textcnn" not in args.models:
-        cnn_settings = []
-    for i, (desc, extra) in enumerate(cnn_settings):
+        ("textcnn", "emb200 k(2,3,4) f256 maxlen128 bs64", {"kernel_sizes": (2, 3, 4)}),
+        ("textcnn-k1234", "emb200 k(1,2,3,4) f256 maxlen128 bs64", {"kernel_sizes": (1, 2, 3, 4)}),
+        ("textcnn-bigram", "emb200 k(2,3,4) f256 maxlen128 bs64 bigrams 200k", {"ngram_buckets": 200_000}),
+    ]
+    picked = [cnn_settings[int(i)] for i in args.bdci_textcnn_settings.split(",") if i]
+    if args.quick:
+        picked = cnn_settings[:1]
+    for key, desc, extra in picked if "textcnn" in args.models else []:
         log(f"BDCI TextCNN {desc}")
         config = textcnn_config(
             max_len=128,
@@ -431,16 +436,14 @@ def bench_bdci(args) -> None:
             **vectors(),
             **extra,
         )
-        if i == 0 and args.reuse_probs and (PROBS / "bdci_textcnn.npz").is_file():
-            pair, info = _load_probs("textcnn"), {"reused": "probs from " + str(PROBS / "bdci_textcnn.npz")}
+        if args.reuse_probs and (PROBS / f"bdci_{key}.npz").is_file():
+            pair, info = _load_probs(key), {"reused": "probs from " + str(PROBS / f"bdci_{key}.npz")}
         else:
             model, info = fit_textcnn(data["train"], data["dev"], config, label_names=names)
             pair = (model.predict_proba(dev_x), model.predict_proba(test_x))
-            if i == 0:
-                _save_probs("textcnn", pair)
-        th = multilabel_figures("textcnn-char tencent vectors", desc, *pair, data, info)
-        if i == 0:
-            probs["textcnn"], thresholds["textcnn"] = pair, th
+            _save_probs(key, pair)
+        probs[key] = pair
+        thresholds[key] = multilabel_figures(f"{key} tencent vectors", desc, *pair, data, info)
 
     if args.bdci_bert_epochs > 0 and "bert" in args.models and args.reuse_probs and (PROBS / "bdci_bert.npz").is_file():
         probs["bert"] = _load_probs("bert")
@@ -591,12 +594,18 @@ def main() -> None:
     parser.add_argument("--models", default="linear,textcnn,bert", help="comma list for the accuracy sections")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training and evaluation")
     parser.add_argument(
-        "--textcnn-settings", default="0,1", help="THUCNews TextCNN settings to run, indices into the list (0-6)"
+        "--textcnn-settings",
+        default="0,1",
+        help="THUCNews TextCNN settings to run, indices into the list (0-8; 7, 8 = bigram channel)",
     )
     parser.add_argument("--textcnn-epochs", type=int, default=5)
     parser.add_argument("--textcnn-patience", type=int, default=1)
     parser.add_argument("--bdci-textcnn-epochs", type=int, default=6)
-    parser.add_argument("--bdci-textcnn-settings", type=int, default=1, help="how many BDCI TextCNN settings (max 2)")
+    parser.add_argument(
+        "--bdci-textcnn-settings",
+        default="0",
+        help="BDCI TextCNN settings, indices (0-2: kernels 2-4, kernels 1-4, kernels 2-4 + bigram channel)",
+    )
     parser.add_argument("--bert-train-limit", type=int, default=6000, help="THUCNews BERT train subset; 0 skips")
     parser.add_argument("--bert-epochs", type=int, default=1)
     parser.add_argument("--bert-dev-limit", type=int, default=500, help="dev subset for BERT early stopping")
