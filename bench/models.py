@@ -318,6 +318,16 @@ def bench_thucnews(args) -> None:
         ),
         ("tencent vectors", "emb200 k(2,3,4) f256 bigrams 200k", {"ngram_buckets": 200_000, **vectors()}),
         ("random init", "emb200 k(2,3,4) f256 bigrams 200k", {"embed_dim": 200, "ngram_buckets": 200_000}),
+        (
+            "tencent vectors",
+            "emb200 k(2,3,4) f256 bigrams 200k emb-dropout 0.3",
+            {"ngram_buckets": 200_000, "embedding_dropout": 0.3, **vectors()},
+        ),
+        (
+            "tencent vectors",
+            "emb200 k(2,3,4) f256 bigrams 200k emb-dropout 0.5",
+            {"ngram_buckets": 200_000, "embedding_dropout": 0.5, **vectors()},
+        ),
     ]
     if args.quick:
         settings = settings[1:2]
@@ -596,7 +606,7 @@ def main() -> None:
     parser.add_argument(
         "--textcnn-settings",
         default="0,1",
-        help="THUCNews TextCNN settings to run, indices into the list (0-8; 7, 8 = bigram channel)",
+        help="THUCNews TextCNN settings to run, indices into the list (0-10; 7-10 = bigram channel)",
     )
     parser.add_argument("--textcnn-epochs", type=int, default=5)
     parser.add_argument("--textcnn-patience", type=int, default=1)

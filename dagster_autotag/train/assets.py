@@ -59,6 +59,10 @@ class TextCNNTrainConfig(TrainConfig):
     pooling_top_k: int = 1
     dropout: float = 0.5
     lr: float = 1e-3
+    embedding_lr: float | None = None  # None: lr
+    weight_decay: float = 0.0
+    ngram_buckets: int = 0  # > 0: hashed token-bigram channel with this many buckets (see BENCHMARKS.md)
+    embedding_dropout: float = 0.0
     batch_size: int = 64
     max_epochs: int = 10
     patience: int = 2
@@ -80,6 +84,10 @@ class TextCNNTrainConfig(TrainConfig):
             top_k=self.pooling_top_k,
             dropout=self.dropout,
             lr=self.lr,
+            embedding_lr=self.embedding_lr,
+            weight_decay=self.weight_decay,
+            ngram_buckets=self.ngram_buckets,
+            embedding_dropout=self.embedding_dropout,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             patience=self.patience,

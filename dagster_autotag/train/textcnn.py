@@ -54,6 +54,9 @@ class TextCNNConfig:
     num_filters: int = 128
     top_k: int = 1  # 1 = max pooling; k > 1 = k-max pooling, k values per filter concatenated
     dropout: float = 0.5
+    # Dropout on the convolutions' inputs (whole embedding dimensions per text): regularises the
+    # embedding tables, which otherwise memorise a small training set within a few epochs.
+    embedding_dropout: float = 0.0
     lr: float = 1e-3
     # None: lr. Lower keeps fine-tuned pretrained vectors from chasing a small training set.
     embedding_lr: float | None = None
@@ -108,6 +111,7 @@ class TextCNN(nn.Module):
         num_filters: int = 128,
         top_k: int = 1,
         dropout: float = 0.5,
+        embedding_dropout: float = 0.0,
         vectors: np.ndarray | None = None,
         freeze_embeddings: bool = False,
         ngram_buckets: int = 0,
@@ -133,6 +137,7 @@ class TextCNN(nn.Module):
             nn.init.zeros_(self.ngram_embedding.weight)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in self.kernel_sizes)
         self.dropout = nn.Dropout(dropout)
+        self.embedding_dropout = nn.Dropout1d(embedding_dropout)  # on (n, E, T): zeroes whole channels
         self.head = nn.Linear(len(self.kernel_sizes) * num_filters * top_k, num_labels)
 
     def bigram_ids(self, token_ids: torch.Tensor) -> torch.Tensor:
@@ -156,7 +161,7 @@ class TextCNN(nn.Module):
         lengths = (token_ids != PAD_ID).sum(dim=1, keepdim=True)
         # Windows starting at or after a text's end hold only padding: zero them.
         real = (torch.arange(token_ids.shape[1], device=token_ids.device) < lengths).unsqueeze(1)
-        x = self.embed(token_ids).transpose(1, 2)  # (n, E, T)
+        x = self.embedding_dropout(self.embed(token_ids).transpose(1, 2))  # (n, E, T)
         pooled = []
         for k, conv in zip(self.kernel_sizes, self.convs):
             h = F.relu(conv(F.pad(x, (0, k - 1)))) * real  # (n, F, T)
@@ -321,6 +326,7 @@ def _build_model(
         num_filters=config.num_filters,
         top_k=config.top_k,
         dropout=config.dropout,
+        embedding_dropout=config.embedding_dropout,
         vectors=vectors,
         freeze_embeddings=config.freeze_embeddings,
         ngram_buckets=config.ngram_buckets,

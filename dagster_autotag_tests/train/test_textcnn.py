@@ -275,3 +275,27 @@ def test_real_char_vectors():
     assert vector_coverage(vocab, tokens) > 0.9
     matrix = np.load(npy, mmap_mode="r")
     np.testing.assert_array_equal(vectors[vocab.stoi["车"]], matrix[tokens.index("车")])
+
+
+def test_dagster_config_reaches_the_model_config():
+    from dagster_autotag.train.assets import TextCNNTrainConfig
+
+    dagster_config = TextCNNTrainConfig(embedding_lr=1e-4, weight_decay=0.01, ngram_buckets=5000, embedding_dropout=0.2)
+    config = dagster_config.model_config_object()
+    assert (config.embedding_lr, config.weight_decay, config.ngram_buckets) == (1e-4, 0.01, 5000)
+    assert config.embedding_dropout == 0.2
+    assert TextCNNTrainConfig().model_config_object().embedding_lr is None
+
+
+def test_embedding_dropout_only_in_training():
+    torch.manual_seed(0)
+    model = TextCNN(30, 2, embed_dim=16, num_filters=8, embedding_dropout=0.5, ngram_buckets=11)
+    ids = torch.randint(2, 30, (3, 10))
+    model.train()
+    assert not torch.equal(model(ids), model(ids))  # channels dropped at random (head dropout too)
+    model.dropout.p = 0.0
+    assert not torch.equal(model(ids), model(ids))  # embedding dropout alone still varies
+    model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(ids), model.forward_fused(ids, model.fused_tables()), rtol=0, atol=1e-5)
+    assert TextCNNConfig.from_json(TextCNNConfig(embedding_dropout=0.3).to_json()).embedding_dropout == 0.3
