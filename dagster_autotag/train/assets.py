@@ -61,6 +61,7 @@ class TextCNNTrainConfig(TrainConfig):
     lr: float = 1e-3
     embedding_lr: float | None = None  # None: lr
     weight_decay: float = 0.0
+    lr_decay: float = 1.0  # learning rates are multiplied by this after each epoch
     ngram_buckets: int = 0  # > 0: hashed token-bigram channel with this many buckets (see BENCHMARKS.md)
     embedding_dropout: float = 0.0
     batch_size: int = 64
@@ -86,6 +87,7 @@ class TextCNNTrainConfig(TrainConfig):
             lr=self.lr,
             embedding_lr=self.embedding_lr,
             weight_decay=self.weight_decay,
+            lr_decay=self.lr_decay,
             ngram_buckets=self.ngram_buckets,
             embedding_dropout=self.embedding_dropout,
             batch_size=self.batch_size,

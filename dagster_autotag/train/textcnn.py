@@ -61,6 +61,7 @@ class TextCNNConfig:
     # None: lr. Lower keeps fine-tuned pretrained vectors from chasing a small training set.
     embedding_lr: float | None = None
     weight_decay: float = 0.0  # AdamW's decoupled decay, on every trained weight
+    lr_decay: float = 1.0  # every learning rate is multiplied by this after each epoch
     batch_size: int = 64
     max_epochs: int = 10
     patience: int = 2  # epochs without a better dev micro-F1 before stopping
@@ -79,6 +80,8 @@ class TextCNNConfig:
             raise ValueError("kernel_sizes and top_k must be positive")
         if self.effective_max_len < self.top_k:
             raise ValueError("max_len must be at least top_k")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError("lr_decay must be in (0, 1]")
         if self.ngram_buckets < 0 or self.ngram_buckets == 1:
             raise ValueError("ngram_buckets must be 0 (off) or at least 2")
 
@@ -373,7 +376,7 @@ def train_textcnn(
     """Train on (train_texts, train_y (n, L) 0/1); keep the weights of the epoch with the best dev micro-F1.
 
     `on_epoch(epoch, metrics)` gets train_loss, dev_loss (same pos-weighted BCE as training),
-    dev_micro_f1 (at config.threshold) and seconds after every epoch. Sets torch's global thread count.
+    dev_micro_f1 (at config.threshold), lr and seconds after every epoch. Sets torch's global thread count.
     """
     config = config or TextCNNConfig()
     train_y = np.asarray(train_y, dtype=np.float32)
@@ -399,11 +402,13 @@ def train_textcnn(
 
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.from_numpy(pos_weights(train_y, config.pos_weight_cap)))
     optimizers = _optimizers(model, config)
+    schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=config.lr_decay) for o in optimizers]
 
     history: list[dict] = []
     best_f1, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
     for epoch in range(1, config.max_epochs + 1):
         started = time.perf_counter()
+        lr = optimizers[0].param_groups[0]["lr"]  # this epoch's (decayed) base learning rate
         model.train()
         total, seen = 0.0, 0
         perm = rng.permutation(len(train_ids))
@@ -417,6 +422,8 @@ def train_textcnn(
                 optimizer.step()
             total += loss.item() * len(idx)
             seen += len(idx)
+        for scheduler in schedulers:
+            scheduler.step()
 
         model.eval()
         with torch.inference_mode():
@@ -427,6 +434,7 @@ def train_textcnn(
             "train_loss": total / max(seen, 1),
             "dev_loss": dev_loss,
             "dev_micro_f1": dev_f1,
+            "lr": lr,
             "seconds": time.perf_counter() - started,
         }
         history.append({"epoch": epoch, **metrics})

@@ -259,6 +259,11 @@ def test_embedding_learning_rate_and_weight_decay(tiny_vectors, task):
         return sum(float(c.weight.detach().norm()) for c in model.model.convs)
 
     assert conv_norm(5.0) < conv_norm(0.0)
+
+    decayed = train_textcnn(texts, y, texts[:16], y[:16], TextCNNConfig(**{**base, "max_epochs": 3}, lr_decay=0.5))
+    assert [h["lr"] for h in decayed.history] == pytest.approx([1e-2, 5e-3, 2.5e-3])
+    with pytest.raises(ValueError, match="lr_decay"):
+        TextCNNConfig(lr_decay=0.0)
     assert TextCNNConfig.from_json(TextCNNConfig(embedding_lr=1e-4, weight_decay=0.01).to_json()).embedding_lr == 1e-4
 
 
@@ -280,10 +285,12 @@ def test_real_char_vectors():
 def test_dagster_config_reaches_the_model_config():
     from dagster_autotag.train.assets import TextCNNTrainConfig
 
-    dagster_config = TextCNNTrainConfig(embedding_lr=1e-4, weight_decay=0.01, ngram_buckets=5000, embedding_dropout=0.2)
+    dagster_config = TextCNNTrainConfig(
+        embedding_lr=1e-4, weight_decay=0.01, lr_decay=0.8, ngram_buckets=5000, embedding_dropout=0.2
+    )
     config = dagster_config.model_config_object()
-    assert (config.embedding_lr, config.weight_decay, config.ngram_buckets) == (1e-4, 0.01, 5000)
-    assert config.embedding_dropout == 0.2
+    assert (config.embedding_lr, config.weight_decay, config.lr_decay) == (1e-4, 0.01, 0.8)
+    assert (config.ngram_buckets, config.embedding_dropout) == (5000, 0.2)
     assert TextCNNTrainConfig().model_config_object().embedding_lr is None
 
 
