@@ -8,12 +8,14 @@
     .venv/bin/python bench/models.py --only bdci --models textcnn,bert --reuse-probs
 
 1. THUCNews headlines (10 classes, one-hot; accuracy = argmax of predict_proba on the 10k test set):
-   linear TF-IDF+LR, TextCNN-char random init, TextCNN-char with the Tencent char vectors (fine-tuned),
+   linear TF-IDF+LR, TextCNN-char settings by index (random init or the Tencent char vectors, static or
+   fine-tuned, with or without the hashed bigram channel and embedding dropout: --textcnn-settings),
    and BERT (multilingual-e5-small, 12 layers) fine-tuned on a train subset (--bert-train-limit).
 2. BDCI 2018 car reviews (10 aspects, multi-label): 80/20 split by content_id (seed 0, the split of
    dagster_autotag_tests/train/test_linear_bdci.py), dev = 10% of train for early stopping and
    thresholds; micro/macro-F1 on test with dev-tuned thresholds (mode "f1") and with a plain 0.5 cut;
-   ensemble (mean of TextCNN and BERT probabilities) and agreement (both above their own thresholds).
+   mean ensembles of every combination of two or more of the models run or reused (linear, each TextCNN
+   setting, BERT), and agreement of TextCNN and BERT (both above their own thresholds).
 3. Speed: TextCNN training samples/s and s/epoch (default config), TextCNN inference docs/s
    (batch 256/1024 × threads 1/2), e5-small encoder inference docs/s at max_len 64.
 
@@ -438,6 +440,11 @@ def bench_bdci(args) -> None:
         ("textcnn", "emb200 k(2,3,4) f256 maxlen128 bs64", {"kernel_sizes": (2, 3, 4)}),
         ("textcnn-k1234", "emb200 k(1,2,3,4) f256 maxlen128 bs64", {"kernel_sizes": (1, 2, 3, 4)}),
         ("textcnn-bigram", "emb200 k(2,3,4) f256 maxlen128 bs64 bigrams 200k", {"ngram_buckets": 200_000}),
+        (
+            "textcnn-bigram-do5",
+            "emb200 k(2,3,4) f256 maxlen128 bs64 bigrams 200k emb-dropout 0.5",
+            {"ngram_buckets": 200_000, "embedding_dropout": 0.5},
+        ),
     ]
     picked = [cnn_settings[int(i)] for i in args.bdci_textcnn_settings.split(",") if i]
     if args.quick:
@@ -621,7 +628,7 @@ def main() -> None:
     parser.add_argument(
         "--bdci-textcnn-settings",
         default="0",
-        help="BDCI TextCNN settings, indices (0-2: kernels 2-4, kernels 1-4, kernels 2-4 + bigram channel)",
+        help="BDCI TextCNN settings, indices (0-3: kernels 2-4, kernels 1-4, kernels 2-4 + bigram channel, + emb dropout)",
     )
     parser.add_argument("--bert-train-limit", type=int, default=6000, help="THUCNews BERT train subset; 0 skips")
     parser.add_argument("--bert-epochs", type=int, default=1)
