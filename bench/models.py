@@ -580,6 +580,28 @@ def bench_speed(args) -> None:
                     runs=[round(r) for r in runs],
                 )
 
+    # The THUCNews bigram architecture (emb 200, k(2,3,4) x 256) on the same vocabulary, untrained: the
+    # speed does not depend on the weights. 200k buckets exceed the fused-table cap (conv1d path), 20k not.
+    from dagster_autotag.train.textcnn import FUSED_MAX_BYTES, TextCNNConfig, TrainedTextCNN, _build_model
+
+    for buckets in (200_000, 20_000):
+        config = TextCNNConfig(max_len=32, embed_dim=200, num_filters=256, ngram_buckets=buckets)
+        net = _build_model(config, len(model.vocab), len(classes), 200).eval()
+        bigram = TrainedTextCNN(net, model.vocab, config, classes)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            bigram.predict_proba(texts[:2000])  # warm-up
+            runs = [timed_predict(bigram, texts)[1] for _ in range(3)]
+            fused = net.fused_bytes() <= FUSED_MAX_BYTES
+            record(
+                "speed",
+                "textcnn inference, bigram model",
+                f"emb200 k(2,3,4) f256 + {buckets} buckets ({'fused' if fused else 'conv1d'}), {len(texts)} "
+                f"headlines batch 1024 threads {threads}",
+                docs_per_s=round(float(np.median(runs)), 0),
+                runs=[round(r) for r in runs],
+            )
+
     src = ensure_encoder()
     tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
     encoder = AutoModel.from_pretrained(src, local_files_only=True).eval()

@@ -35,7 +35,7 @@ from dagster_autotag.train.vocab import PAD_ID, Vocab, load_vectors, read_vector
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "textcnn_config.json", "vocab.json", "model.pt"
-FUSED_MAX_BYTES = 512 * 2**20  # above this (huge word vocabularies) inference falls back to conv1d
+FUSED_MAX_BYTES = 512 * 2**20  # above this (huge word vocabularies, big bigram tables) inference uses conv1d
 
 
 @dataclass
