@@ -335,6 +335,11 @@ def bench_thucnews(args) -> None:
             "emb200 k(2,3,4) f256 bigrams 200k emb-dropout 0.3 lr-decay 0.7",
             {"ngram_buckets": 200_000, "embedding_dropout": 0.3, "lr_decay": 0.7, **vectors()},
         ),
+        (
+            "tencent vectors",
+            "emb200 k(1,2,3,4) f256 bigrams 200k emb-dropout 0.5",
+            {"kernel_sizes": (1, 2, 3, 4), "ngram_buckets": 200_000, "embedding_dropout": 0.5, **vectors()},
+        ),
     ]
     if args.quick:
         settings = settings[1:2]
@@ -651,7 +656,7 @@ def main() -> None:
     parser.add_argument(
         "--textcnn-settings",
         default="0,1",
-        help="THUCNews TextCNN settings to run, indices into the list (0-11; 7-11 = bigram channel)",
+        help="THUCNews TextCNN settings to run, indices into the list (0-12; 7-12 = bigram channel)",
     )
     parser.add_argument("--textcnn-epochs", type=int, default=5)
     parser.add_argument("--textcnn-patience", type=int, default=1)
