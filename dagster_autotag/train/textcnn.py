@@ -80,6 +80,8 @@ class TextCNNConfig:
             raise ValueError("kernel_sizes and top_k must be positive")
         if self.effective_max_len < self.top_k:
             raise ValueError("max_len must be at least top_k")
+        if not 0.0 <= self.embedding_dropout < 1.0:
+            raise ValueError("embedding_dropout must be in [0, 1)")
         if not 0.0 < self.lr_decay <= 1.0:
             raise ValueError("lr_decay must be in (0, 1]")
         if self.ngram_buckets < 0 or self.ngram_buckets == 1:

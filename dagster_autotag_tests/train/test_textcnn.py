@@ -243,8 +243,9 @@ def test_pretrained_embeddings_frozen_or_fine_tuned(tiny_vectors, task, freeze: 
     )
 
 
-def test_embedding_learning_rate_and_weight_decay(tiny_vectors, task):
-    """embedding_lr=0 keeps the pretrained vectors while the rest trains; weight decay shrinks weights."""
+def test_embedding_lr_weight_decay_and_lr_decay(tiny_vectors, task):
+    """embedding_lr=0 keeps the pretrained vectors while the rest trains; weight decay shrinks weights;
+    lr_decay multiplies the learning rate after each epoch."""
     npy, txt, _ = tiny_vectors
     texts, y = task[0][:64], task[1][:64]
     base = {**SMALL, "embed_dim": None, "vectors_npy": str(npy), "vectors_vocab": str(txt)}
@@ -306,3 +307,5 @@ def test_embedding_dropout_only_in_training():
     with torch.inference_mode():
         torch.testing.assert_close(model(ids), model.forward_fused(ids, model.fused_tables()), rtol=0, atol=1e-5)
     assert TextCNNConfig.from_json(TextCNNConfig(embedding_dropout=0.3).to_json()).embedding_dropout == 0.3
+    with pytest.raises(ValueError, match="embedding_dropout"):
+        TextCNNConfig(embedding_dropout=1.0)
