@@ -11,6 +11,7 @@ file falls back to a pure-Python splitter built on the same boundaries: slower, 
 """
 
 import codecs
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +28,26 @@ _UTF8_ERROR_HANDLER = "dagster_autotag.note_invalid_utf8"
 _QUOTE_STAND_INS = (1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25)
 # Records per block when locating invalid UTF-8: bad records are rare, so few blocks need decoding.
 _UTF8_BLOCK_RECORDS = 32
+_SCAN_BLOCK = 1 << 22  # bytes per block when locating tabs, newlines and quotes
 
 
 def read_export_file(
     path: Path, column_names: list[str], quoting: str = "nul", file_label: str | None = None
 ) -> RawBatch:
     """Parse one export file into string columns plus `_file`/`_line`, quarantining bad records."""
-    return parse_export_bytes(Path(path).read_bytes(), column_names, quoting, file_label or str(path))
+    return parse_export_bytes(_map_file(Path(path)), column_names, quoting, file_label or str(path))
 
 
-def parse_export_bytes(data: bytes, column_names: list[str], quoting: str, file_label: str) -> RawBatch:
+def _map_file(path: Path) -> mmap.mmap | bytes:
+    # Mapped, not read: the page cache is scanned and parsed in place. Reading 650 MB of ASR exports
+    # into fresh buffers cost 0.6-1 s of page faults; the mapping, 0.1 s.
+    with open(path, "rb") as file:
+        if not path.stat().st_size:
+            return b""
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def parse_export_bytes(data: bytes | mmap.mmap, column_names: list[str], quoting: str, file_label: str) -> RawBatch:
     if quoting not in QUOTING_MODES:
         raise ValueError(f"unknown quoting mode {quoting!r}; expected one of {QUOTING_MODES}")
     quote_byte = 0 if quoting == "nul" else ord('"')
@@ -78,9 +89,7 @@ class _Layout:
 
 def _scan_records(data: bytes, quote_byte: int) -> _Layout:
     buf = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(buf == quote_byte)
-    newlines = np.flatnonzero(buf == _LF)
-    tabs = np.flatnonzero(buf == _TAB)
+    quotes, newlines, tabs = _byte_positions(buf, (quote_byte, _LF, _TAB))
     # A byte is inside a quoted value when an odd number of quote bytes precede it. `""` inside a
     # csv-quoted value toggles twice, so the doubled-quote escape needs no special case.
     record_ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
@@ -97,6 +106,19 @@ def _scan_records(data: bytes, quote_byte: int) -> _Layout:
     crlf = (ends > starts) & (ends <= len(buf)) & (buf[np.minimum(ends, len(buf)) - 1] == _CR)
     ends = np.where(crlf, ends - 1, ends)
     return _Layout(starts.astype(np.int64), ends.astype(np.int64), lines.astype(np.int64), tab_counts)
+
+
+def _byte_positions(buf: np.ndarray, values: tuple[int, ...]) -> list[np.ndarray]:
+    """Sorted positions of each byte value, found block by block through one small scratch mask:
+    file-sized boolean temporaries cost more in page faults (huge pages zeroed) than the compares."""
+    mask = np.empty(min(len(buf), _SCAN_BLOCK), dtype=bool)
+    found: list[list[np.ndarray]] = [[] for _ in values]
+    for start in range(0, len(buf), _SCAN_BLOCK):
+        block = buf[start : start + _SCAN_BLOCK]
+        scratch = mask[: len(block)]
+        for positions, value in zip(found, values):
+            positions.append(np.flatnonzero(np.equal(block, value, out=scratch)) + start)
+    return [np.concatenate(p) if p else np.zeros(0, np.int64) for p in found]
 
 
 def _invalid_utf8_records(data: bytes, layout: _Layout, already_bad: np.ndarray) -> list[int]:
@@ -161,12 +183,13 @@ def _good_bytes(data: bytes, layout: _Layout, good: np.ndarray) -> bytes:
     crlf = _has_crlf(layout, data)
     if len(good) == len(layout.starts) and not crlf:
         return data
+    view = memoryview(data)  # slices of a view are not copies; only the join copies
     if crlf:
-        return b"\n".join(data[layout.starts[i] : layout.ends[i]] for i in good)
+        return b"\n".join(view[layout.starts[i] : layout.ends[i]] for i in good)
     # Bad records are few: copy the runs of consecutive good records, not each record.
     run_breaks = np.flatnonzero(np.diff(good) != 1) + 1
     runs = zip(good[np.r_[0, run_breaks]], good[np.r_[run_breaks - 1, len(good) - 1]])
-    return b"\n".join(data[layout.starts[first] : layout.ends[last]] for first, last in runs)
+    return b"\n".join(view[layout.starts[first] : layout.ends[last]] for first, last in runs)
 
 
 def _has_crlf(layout: _Layout, data: bytes) -> bool:
@@ -180,7 +203,8 @@ def _parse_with_arrow(payload: bytes, column_names, quoting) -> dict[str, pa.Arr
         stand_in = next((b for b in _QUOTE_STAND_INS if payload.find(bytes([b])) < 0), None)
         if stand_in is None:
             return None
-        payload = payload.replace(b"\0", bytes([stand_in]))
+        if payload.find(b"\0") >= 0:  # a mapped file is read-only: copy only when there is a NUL
+            payload = bytes(payload).replace(b"\0", bytes([stand_in]))
         quote_char, double_quote = chr(stand_in), False
     else:
         quote_char, double_quote = '"', True
@@ -212,7 +236,7 @@ def _parse_with_arrow(payload: bytes, column_names, quoting) -> dict[str, pa.Arr
         return None
     if rejected:
         return None
-    return {name: table.column(name).combine_chunks() for name in column_names}
+    return {name: table.column(name) for name in column_names}  # chunked: combining would copy
 
 
 def _parse_with_python(data, layout, good, column_names, quoting) -> dict[str, pa.Array]:

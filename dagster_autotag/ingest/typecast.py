@@ -8,6 +8,7 @@ reason, failing rows are returned for quarantine with the reason and the raw val
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -31,6 +32,7 @@ QUARANTINE_SCHEMA = {
     "raw": pl.String,
     "reason": pl.String,
 }
+_MAX_SLICES = 256  # above this many runs of good rows, one filtered copy beats a table of slices
 _ARROW_KIND = {"string": pa.string(), "int": pa.int64(), "timestamp": pa.timestamp("us", tz=TIMEZONE)}
 
 
@@ -66,16 +68,17 @@ def export_filters(table_name: str) -> list[tuple[str, pl.Expr]]:
 
 
 def type_batch(table: ExportTable, batch: pa.Table, source: str) -> TypedBatch:
-    frame = pl.from_arrow(batch).with_columns(pl.lit(source).alias(SOURCE_COLUMN))
-    filtered: dict[str, int] = {}
+    # Predicates and conversions run in polars on the columns they need; the good rows' string
+    # columns are taken from `batch` as they are (zero-copy where few rows go), because a round trip
+    # through polars copied every kilobyte JSON payload twice.
+    frame = pl.from_arrow(batch, rechunk=False)
+    exported, removed = pl.lit(True), []
     for reason, keep in export_filters(table.name):
-        mask = frame.select(keep.alias("keep"))["keep"]
-        removed = len(frame) - int(mask.sum())
-        if removed:
-            filtered[reason] = removed
-            frame = frame.filter(mask)
+        removed.append((exported & ~keep).sum().alias(reason))  # counted once, by the first rule
+        exported = exported & keep
+    filtered = {k: v for k, v in frame.select(removed).row(0, named=True).items() if v} if removed else {}
 
-    converted, problems = [], []
+    converted, problems = {}, []
     for col in table.columns:
         value = pl.col(col.name)
         if col.kind == "timestamp":
@@ -86,31 +89,51 @@ def type_batch(table: ExportTable, batch: pa.Table, source: str) -> TypedBatch:
                     for f in TIMESTAMP_FORMATS
                 ]
             )
-            converted.append(parsed.alias(col.name))
+            converted[col.name] = parsed
             problems.append(pl.when(value.is_not_null() & parsed.is_null()).then(pl.lit(f"unparsable {col.name}")))
         elif col.kind == "int":
             parsed = value.str.strip_chars().cast(pl.Int64, strict=False)
-            converted.append(parsed.alias(col.name))
+            converted[col.name] = parsed
             problems.append(
                 pl.when(value.is_not_null() & parsed.is_null()).then(pl.lit(f"{col.name} is not an integer"))
             )
-        else:
-            converted.append(value)
         if col.required:
             problems.append(
                 pl.when(value.is_null() | (value.str.strip_chars() == "")).then(pl.lit(f"missing {col.name}"))
             )
     reason = pl.concat_str(problems, separator="; ", ignore_nulls=True) if problems else pl.lit(None, pl.String)
-    frame = frame.with_columns(reason.alias("_reason"))
-    is_bad = pl.col("_reason").is_not_null() & (pl.col("_reason") != "")
+    status = frame.select(exported.alias("exported"), reason.alias("_reason"))
+    is_bad = status["exported"] & status["_reason"].is_not_null() & (status["_reason"] != "")
+    is_good = status["exported"] & ~is_bad
 
-    bad = frame.filter(is_bad)
-    quarantine = bad.select(
-        pl.col(SOURCE_COLUMN),
+    quarantine = frame.filter(is_bad).select(
+        pl.lit(source).alias(SOURCE_COLUMN),
         pl.col(FILE_COLUMN),
         pl.col(LINE_COLUMN),
         pl.concat_str([pl.col(c).fill_null(NULL_LITERAL) for c in table.column_names], separator="\t").alias("raw"),
-        pl.col("_reason").alias("reason"),
+        status["_reason"].filter(is_bad).alias("reason"),
     )
-    good = frame.filter(~is_bad).select(*converted, SOURCE_COLUMN, FILE_COLUMN, LINE_COLUMN)
-    return TypedBatch(rows=good.to_arrow().cast(typed_schema(table)), quarantine=quarantine, filtered=filtered)
+    good = _rows_where(batch, is_good.to_numpy())
+    typed = frame.filter(is_good).select(**converted).to_arrow() if converted else None
+    schema = typed_schema(table)
+    columns = [
+        (typed if c.name in converted else good).column(c.name).cast(schema.field(c.name).type) for c in table.columns
+    ]
+    columns += [
+        pa.repeat(pa.scalar(source, pa.string()), good.num_rows),
+        good.column(FILE_COLUMN),
+        good.column(LINE_COLUMN),
+    ]
+    return TypedBatch(rows=pa.Table.from_arrays(columns, schema=schema), quarantine=quarantine, filtered=filtered)
+
+
+def _rows_where(batch: pa.Table, keep: np.ndarray) -> pa.Table:
+    """Rows where `keep`, as zero-copy slices when they come in few runs (bad rows are rare in the
+    media tables), else one filtered copy (news_pool's export filters drop rows all over)."""
+    if keep.all():
+        return batch
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], keep, [False])).astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    if len(starts) > _MAX_SLICES:
+        return batch.filter(pa.array(keep))
+    return pa.concat_tables([batch.slice(a, b - a) for a, b in zip(starts, ends)]) if len(starts) else batch.slice(0, 0)
