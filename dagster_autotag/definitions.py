@@ -10,10 +10,9 @@ import dagster as dg
 
 from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY, analytics_assets
 from dagster_autotag.automation import build_landing_sensor, build_schedules, retrain_job
-from dagster_autotag.clean.assets import clean_assets
+from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
-from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.predict.assets import build_prediction_assets
@@ -80,8 +79,7 @@ def build_definitions(
     corpus_config = corpus_config or load_corpus_config()
     return dg.Definitions(
         assets=[
-            *raw_assets,
-            *clean_assets,
+            *table_steps,
             *build_corpus_assets(corpus_config),
             *build_training_assets(list(corpus_config.schemes.values())),
             *build_prediction_assets(list(corpus_config.schemes.values())),

@@ -40,9 +40,12 @@ def path_value(path: Path) -> dg.PathMetadataValue:
     return dg.MetadataValue.path(str(path))
 
 
-def quarantine_check(quarantined: int, considered: int, limit: float) -> dg.AssetCheckResult:
+def quarantine_check(
+    quarantined: int, considered: int, limit: float, asset_key: dg.AssetKey | None = None
+) -> dg.AssetCheckResult:
     share = quarantined / considered if considered else 0.0
     return dg.AssetCheckResult(
+        asset_key=asset_key,
         check_name="quarantine_share",
         passed=share <= limit,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -51,8 +54,9 @@ def quarantine_check(quarantined: int, considered: int, limit: float) -> dg.Asse
     )
 
 
-def not_empty_check(rows: int) -> dg.AssetCheckResult:
+def not_empty_check(rows: int, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
+        asset_key=asset_key,
         check_name="not_empty",
         passed=rows > 0,
         severity=dg.AssetCheckSeverity.WARN,

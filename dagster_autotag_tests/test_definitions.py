@@ -7,9 +7,8 @@ import sys
 import dagster as dg
 import polars as pl
 
-from dagster_autotag.clean.assets import clean_assets
+from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.definitions import DAILY_JOB, DATASETS_JOB, build_definitions, defs
-from dagster_autotag.ingest.assets import raw_assets
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.resources import LakeResource
 from dagster_autotag_tests.landing_data import write_partition
@@ -93,7 +92,7 @@ def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path):
 
 def test_materialize_a_partition_through_dagster(tmp_path):
     write_partition(tmp_path / "landing", DT, n_news=30)
-    result = dg.materialize([*raw_assets, *clean_assets], partition_key=DT, resources=resources(tmp_path))
+    result = dg.materialize(table_steps, partition_key=DT, resources=resources(tmp_path))
     assert result.success
     outcomes = check_outcomes(result)
     assert len(outcomes) == 20 and all(outcomes.values()), outcomes
@@ -105,10 +104,30 @@ def test_materialize_a_partition_through_dagster(tmp_path):
     assert items.height == 30 and items["itemid"].is_unique().all()
 
 
+def test_each_table_is_one_step_and_a_clean_asset_can_be_rebuilt_alone(tmp_path):
+    write_partition(tmp_path / "landing", DT, n_news=12)
+    both = dg.materialize(table_steps, partition_key=DT, resources=resources(tmp_path))
+    steps = {e.step_key for e in both.get_asset_materialization_events()}
+    assert len(steps) == 4 and len(materializations(both)) == 8  # raw + clean per table, one step each
+
+    items = tmp_path / "lake/clean/news_items" / f"dt={DT}" / "part-0.parquet"
+    written = items.read_bytes()
+    items.unlink()
+    clean_only = dg.materialize(
+        table_steps,
+        selection=dg.AssetSelection.assets(dg.AssetKey(["clean", "news_items"])),
+        partition_key=DT,
+        resources=resources(tmp_path),
+    )
+    assert set(materializations(clean_only)) == {"clean/news_items"}  # raw/news_pool not re-ingested
+    assert set(check_outcomes(clean_only)) == {"clean/news_items:itemid_unique", "clean/news_items:not_empty"}
+    assert items.read_bytes() == written
+
+
 def test_too_much_quarantine_fails_the_blocking_check_and_stops_clean(tmp_path):
     write_partition(tmp_path / "landing", DT, n_news=20, bad_news=5)  # 5 of 25 rows quarantined
     result = dg.materialize(
-        [*raw_assets, *clean_assets], partition_key=DT, resources=resources(tmp_path, limit=0.01), raise_on_error=False
+        table_steps, partition_key=DT, resources=resources(tmp_path, limit=0.01), raise_on_error=False
     )
     outcomes = check_outcomes(result)
     assert outcomes["raw/news_pool:quarantine_share"] is False
@@ -119,7 +138,13 @@ def test_too_much_quarantine_fails_the_blocking_check_and_stops_clean(tmp_path):
 
 
 def test_missing_landing_partition_fails_the_asset_with_the_expected_path(tmp_path):
-    result = dg.materialize(raw_assets[:1], partition_key=DT, resources=resources(tmp_path), raise_on_error=False)
+    result = dg.materialize(
+        table_steps,
+        selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "news_pool"])),
+        partition_key=DT,
+        resources=resources(tmp_path),
+        raise_on_error=False,
+    )
     assert not result.success
     error = result.get_step_failure_events()[0].step_failure_data.error
     messages = [error.message] + ([error.cause.message] if error.cause else [])
@@ -135,7 +160,7 @@ def test_trainings_share_one_pool_limited_to_one_run(tmp_path, monkeypatch):
     from dagster_autotag.demo import ensure_dagster_home
     from dagster_autotag.train.assets import TRAINING_POOL
 
-    models = [a for a in defs.assets if a.key.path[0] == "models"]
+    models = [a for a in defs.assets if any(k.path[0] == "models" for k in a.keys)]
     assert models and {a.node_def.pool for a in models} == {TRAINING_POOL}
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     ensure_dagster_home()

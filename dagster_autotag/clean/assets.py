@@ -1,6 +1,11 @@
-"""clean/* assets, daily partitioned. Thin: read the raw partition, call clean/*.py, write, report."""
+"""clean/* assets, daily partitioned. Thin: read the raw partition, call clean/*.py, write, report.
+
+Each clean asset is materialised in its raw table's Dagster step (clean/table_steps.py); this module
+holds its spec, its checks and the body of its half of that step.
+"""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
@@ -19,41 +24,48 @@ from dagster_autotag.metadata import (
     preview,
     quarantine_check,
 )
-from dagster_autotag.partitions import daily_partitions
 from dagster_autotag.resources import LakeResource
 
 CLEAN_LAYER = "clean"
+
+
+@dataclass(frozen=True)
+class CleanAsset:
+    """One clean asset: what it is built from, its spec and checks, and how to materialise it."""
+
+    raw_table: str
+    spec: dg.AssetSpec
+    check_specs: list[dg.AssetCheckSpec]
+    materialize: Callable[[dg.AssetExecutionContext, LakeResource], dg.MaterializeResult]
 
 
 def _key(name: str) -> dg.AssetKey:
     return dg.AssetKey([CLEAN_LAYER, name])
 
 
-def _raw(name: str) -> dg.AssetKey:
-    return dg.AssetKey([RAW_LAYER, name])
+def _spec(name: str, raw_table: str, description: str) -> dg.AssetSpec:
+    # skippable: the shared step leaves it out when a blocking check on its raw asset fails
+    return dg.AssetSpec(
+        _key(name),
+        deps=[dg.AssetKey([RAW_LAYER, raw_table])],
+        group_name="clean",
+        kinds={"polars", "parquet"},
+        description=description,
+        skippable=True,
+    )
 
 
 def _stats_metadata(stats: dict[str, int]) -> dict[str, int]:
     return {k: int(v) for k, v in stats.items()}
 
 
-@dg.asset(
-    key=_key("news_items"),
-    deps=[_raw("news_pool")],
-    partitions_def=daily_partitions,
-    group_name="clean",
-    kinds={"polars", "parquet"},
-    check_specs=check_specs(
-        _key("news_items"), [("itemid_unique", True, "ERROR when an itemid appears twice"), NOT_EMPTY_SPEC]
-    ),
-    description="One row per itemid: normalised title/summary, dtype, create_time, merged tag ids.",
-)
-def news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    dt = context.partition_key
+def _news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    key, dt = _key("news_items"), context.partition_key
     result = build_news_items(read_partition(lake.lake(), RAW_LAYER, "news_pool", dt))
     path = write_partition(lake.lake(), CLEAN_LAYER, "news_items", dt, result.items)
     duplicates = result.items.height - result.items["itemid"].n_unique()
     return dg.MaterializeResult(
+        asset_key=key,
         metadata={
             "dagster/row_count": result.items.height,
             **_stats_metadata(result.stats),
@@ -62,33 +74,40 @@ def news_items(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}
+                asset_key=key,
+                check_name="itemid_unique",
+                passed=duplicates == 0,
+                metadata={"duplicate_itemids": duplicates},
             ),
-            not_empty_check(result.items.height),
+            not_empty_check(result.items.height, key),
         ],
     )
 
 
-def build_video_asset(
+news_items = CleanAsset(
+    raw_table="news_pool",
+    spec=_spec(
+        "news_items", "news_pool", "One row per itemid: normalised title/summary, dtype, create_time, merged tag ids."
+    ),
+    check_specs=check_specs(
+        _key("news_items"), [("itemid_unique", True, "ERROR when an itemid appears twice"), NOT_EMPTY_SPEC]
+    ),
+    materialize=_news_items,
+)
+
+
+def _video_asset(
     name: str, raw_table: str, build: Callable[[pl.LazyFrame], VideoTextResult], text_column: str, description: str
-) -> dg.AssetsDefinition:
+) -> CleanAsset:
     key = _key(name)
 
-    @dg.asset(
-        key=key,
-        deps=[_raw(raw_table)],
-        partitions_def=daily_partitions,
-        group_name="clean",
-        kinds={"polars", "parquet"},
-        check_specs=check_specs(key, [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
-        description=description,
-    )
-    def video_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def materialize(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         dt = context.partition_key
         result = build(read_partition(lake.lake(), RAW_LAYER, raw_table, dt))
         path = write_partition(lake.lake(), CLEAN_LAYER, name, dt, result.videos)
         write_partition(lake.lake(), QUARANTINE_LAYER, name, dt, result.quarantine)
         return dg.MaterializeResult(
+            asset_key=key,
             metadata={
                 "dagster/row_count": result.videos.height,
                 **_stats_metadata(result.stats),
@@ -97,22 +116,29 @@ def build_video_asset(
                 "preview": preview(result.videos, ["video_id", text_column]),
             },
             check_results=[
-                quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit),
-                not_empty_check(result.videos.height),
+                quarantine_check(
+                    result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit, key
+                ),
+                not_empty_check(result.videos.height, key),
             ],
         )
 
-    return video_asset
+    return CleanAsset(
+        raw_table=raw_table,
+        spec=_spec(name, raw_table, description),
+        check_specs=check_specs(key, [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
+        materialize=materialize,
+    )
 
 
-video_asr = build_video_asset(
+video_asr = _video_asset(
     "video_asr",
     "asr",
     build_video_asr,
     "asr_text",
     "video_id → recognised speech as one text in time order; unknown JSON shapes quarantined.",
 )
-video_ocr = build_video_asset(
+video_ocr = _video_asset(
     "video_ocr",
     "ocr",
     build_video_ocr,
@@ -121,22 +147,14 @@ video_ocr = build_video_asset(
 )
 
 
-@dg.asset(
-    key=_key("tags"),
-    deps=[_raw("tag_dim")],
-    partitions_def=daily_partitions,
-    group_name="clean",
-    kinds={"polars", "parquet"},
-    check_specs=check_specs(_key("tags"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
-    description="Active content tags with level, parent, id path and name path (新车资讯/新车上市).",
-)
-def tags(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    dt = context.partition_key
+def _tags(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    key, dt = _key("tags"), context.partition_key
     result = build_tags(read_partition(lake.lake(), RAW_LAYER, "tag_dim", dt))
     path = write_partition(lake.lake(), CLEAN_LAYER, "tags", dt, result.tags)
     write_partition(lake.lake(), QUARANTINE_LAYER, "tags", dt, result.quarantine)
     levels = result.tags.group_by("level").len().sort("level")
     return dg.MaterializeResult(
+        asset_key=key,
         metadata={
             "dagster/row_count": result.tags.height,
             **_stats_metadata(result.stats),
@@ -147,10 +165,17 @@ def tags(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materializ
             "preview": preview(result.tags, ["tag_id", "level", "parent_id", "name_path"]),
         },
         check_results=[
-            quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit),
-            not_empty_check(result.tags.height),
+            quarantine_check(result.stats["quarantined"], result.stats["rows_in"], lake.quarantine_share_limit, key),
+            not_empty_check(result.tags.height, key),
         ],
     )
 
 
-clean_assets = [news_items, video_asr, video_ocr, tags]
+tags = CleanAsset(
+    raw_table="tag_dim",
+    spec=_spec("tags", "tag_dim", "Active content tags with level, parent, id path and name path (新车资讯/新车上市)."),
+    check_specs=check_specs(_key("tags"), [QUARANTINE_SPEC, NOT_EMPTY_SPEC]),
+    materialize=_tags,
+)
+
+CLEAN_ASSETS = [news_items, video_asr, video_ocr, tags]

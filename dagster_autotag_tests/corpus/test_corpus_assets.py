@@ -26,11 +26,11 @@ def definitions(home) -> dg.Definitions:
 
 def daily_assets(defs: dg.Definitions) -> list:
     """ingest → clean → corpus (predictions are daily too, but need a trained champion)."""
-    return [a for a in defs.assets if a.partitions_def is not None and a.group_names_by_key[a.key] != "predictions"]
+    return [a for a in defs.assets if a.partitions_def is not None and "predictions" not in a.group_names_by_key.values()]
 
 
 def dataset_asset(defs: dg.Definitions, scheme: str):
-    return next(a for a in defs.assets if a.key == dg.AssetKey(["datasets", scheme]))
+    return next(a for a in defs.assets if dg.AssetKey(["datasets", scheme]) in a.keys)
 
 
 def run_config(scheme: str, **config) -> dict:

@@ -60,7 +60,7 @@ def test_the_assets_are_in_the_code_location():
     assert graph.get(LABELS_KEY).parent_keys == {dg.AssetKey(["corpus", "items"])}
     assert graph.get(PUBLISHED_KEY).parent_keys == {LABELS_KEY}
     assert graph.get(LABELS_KEY).partitions_def == graph.get(dg.AssetKey(["corpus", "items"])).partitions_def
-    labels = next(a for a in merged.assets if getattr(a, "key", None) == LABELS_KEY)
+    labels = next(a for a in merged.assets if LABELS_KEY in a.keys)
     specs = {c.name: c for c in labels.check_specs}
     assert specs["label_drift"].blocking and not specs["input_drift"].blocking
 

@@ -59,7 +59,7 @@ def test_a_worse_challenger_is_registered_but_not_promoted(home_copy, monkeypatc
         lake=LakeResource(home=str(home_copy)),
         mlflow=MlflowResource(tracking_uri=tracking_uri(home_copy)),
     )
-    asset = next(a for a in defs.assets if a.key == dg.AssetKey(["models", "p0_newcar", "linear"]))
+    asset = next(a for a in defs.assets if dg.AssetKey(["models", "p0_newcar", "linear"]) in a.keys)
     # C = 1e-6: weights squeezed to ~0, probabilities near the base rate, nothing reaches the precision floor
     worse = {"c": 1e-6, "class_weight_balanced": False, "promotion_tolerance": 0.0}
     config = {"ops": {"models__p0_newcar__linear": {"config": worse}}}
