@@ -3,10 +3,12 @@
     .venv/bin/python bench/ingest.py                    # 1M news rows, ~300k ASR + ~300k OCR rows
     .venv/bin/python bench/ingest.py --items 20000      # quick run
 
-Each of our steps runs in its own child process, as Dagster's multiprocess executor runs each asset:
-first up to --slots at a time in dependency order (the job's wall time, interpreter start-ups
-included), then one at a time for clean per-step figures. The pandas baseline runs whole in one
-child. Peak RSS is ru_maxrss from wait4 (the child's own).
+Each table's step (its raw asset, then its clean asset, as clean/table_steps.py runs them) runs in
+its own child process, as Dagster's multiprocess executor runs each step: first up to --slots at a
+time (the job's wall time, interpreter start-ups included), then one at a time for clean per-step
+figures. The pandas baseline runs whole in one child. Peak RSS is ru_maxrss from wait4 (the child's
+own; the generator runs in a child too, because a child's ru_maxrss starts from its parent's size:
+with the generator in the parent, every step reported its 2.7 GB).
 Generation is timed too (the sample generator's target: 1M news rows in under a minute).
 """
 
@@ -38,20 +40,14 @@ def generate(workdir: Path, items: int, video_share: float, seed: int) -> dict:
     }
 
 
-OUR_STAGES = (
-    "raw/news_pool",
-    "raw/asr",
-    "raw/ocr",
-    "raw/tag_dim",
-    "clean/news_items",
-    "clean/video_asr",
-    "clean/video_ocr",
-    "clean/tags",
-)
+# The daily job runs one step per export table (clean/table_steps.py): the raw asset, then the clean
+# asset built from it, in one process. Dagster starts ready steps in step-key order.
+OUR_STEPS = ("asr", "news_pool", "ocr", "tag_dim")
+CLEAN_OF = {"news_pool": "news_items", "asr": "video_asr", "ocr": "video_ocr", "tag_dim": "tags"}
 
 
-def run_our_stage(workdir: Path, stage: str) -> dict:
-    """One asset's work, as Dagster runs it: its own process (the default multiprocess executor)."""
+def run_our_step(workdir: Path, table: str) -> dict:
+    """One table's step, as Dagster runs it: its own process (the default multiprocess executor)."""
     from dagster_autotag.clean.news import build_news_items
     from dagster_autotag.clean.tags import build_tags
     from dagster_autotag.clean.video import build_video_asr, build_video_ocr
@@ -61,20 +57,21 @@ def run_our_stage(workdir: Path, stage: str) -> dict:
     from dagster_autotag.lake import read_partition, write_partition
 
     lake = workdir / "lake_ours"
-    layer, name = stage.split("/")
+    name = CLEAN_OF[table]
     started = time.perf_counter()
-    if layer == "raw":
-        ingest_partition(LandingExportSource(landing_dir=str(workdir / "landing")), EXPORT_TABLES[name], DT, lake)
-    elif name == "news_items":
-        write_partition(lake, "clean", name, DT, build_news_items(read_partition(lake, "raw", "news_pool", DT)).items)
-    elif name == "tags":
-        write_partition(lake, "clean", name, DT, build_tags(read_partition(lake, "raw", "tag_dim", DT)).tags)
+    ingest_partition(LandingExportSource(landing_dir=str(workdir / "landing")), EXPORT_TABLES[table], DT, lake)
+    raw_done = time.perf_counter()
+    raw = read_partition(lake, "raw", table, DT)
+    if table == "news_pool":
+        write_partition(lake, "clean", name, DT, build_news_items(raw).items)
+    elif table == "tag_dim":
+        write_partition(lake, "clean", name, DT, build_tags(raw).tags)
     else:
-        build = build_video_asr if name == "video_asr" else build_video_ocr
-        result = build(read_partition(lake, "raw", "asr" if name == "video_asr" else "ocr", DT))
+        result = (build_video_asr if table == "asr" else build_video_ocr)(raw)
         write_partition(lake, "clean", name, DT, result.videos)
         write_quarantine(lake, name, DT, result.quarantine)
-    return {"seconds": time.perf_counter() - started}
+    done = time.perf_counter()
+    return {"seconds": done - started, "raw_s": raw_done - started, "clean_s": done - raw_done}
 
 
 def run_pandas(workdir: Path) -> dict:
@@ -178,18 +175,9 @@ def run_pandas(workdir: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "stages": stages, "news_items": len(items)}
 
 
-# Each clean step reads what its raw step wrote; raw steps depend on nothing.
-NEEDS = {
-    "clean/news_items": "raw/news_pool",
-    "clean/video_asr": "raw/asr",
-    "clean/video_ocr": "raw/ocr",
-    "clean/tags": "raw/tag_dim",
-}
-
-
-def start_child(mode: str, workdir: Path) -> subprocess.Popen:
+def start_child(mode: str, workdir: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, __file__, "--child", mode, "--workdir", str(workdir)], stdout=subprocess.PIPE
+        [sys.executable, __file__, "--child", mode, "--workdir", str(workdir), *extra], stdout=subprocess.PIPE
     )
 
 
@@ -205,30 +193,28 @@ def finish_child(proc: subprocess.Popen, mode: str, status: int, usage) -> tuple
     return result, usage.ru_maxrss / 1024
 
 
-def in_child(mode: str, workdir: Path) -> tuple[dict, float]:
+def in_child(mode: str, workdir: Path, *extra: str) -> tuple[dict, float]:
     """Run one pipeline in a fresh interpreter and wait for it."""
-    proc = start_child(mode, workdir)
+    proc = start_child(mode, workdir, *extra)
     _, status, usage = os.wait4(proc.pid, 0)
     return finish_child(proc, mode, status, usage)
 
 
 def run_steps(workdir: Path, slots: int) -> tuple[float, dict[str, tuple[dict, float]]]:
-    """Every step in its own process, at most `slots` at a time, each clean step once its raw step
-    is done: how Dagster's multiprocess executor runs the daily job (max_concurrent defaults to the
-    CPU count), minus Dagster's own overhead. Ready steps start in OUR_STAGES order. Returns the wall
-    time from the first start to the last exit, interpreter start-ups included, and each step's result."""
+    """Every table's step in its own process, at most `slots` at a time: how Dagster's multiprocess
+    executor runs the daily job (max_concurrent defaults to the CPU count), minus Dagster's own
+    overhead. Returns the wall time from the first start to the last exit, interpreter start-ups
+    included, and each step's result."""
     started = time.perf_counter()
-    pending, running, done = list(OUR_STAGES), {}, {}
+    pending, running, done = list(OUR_STEPS), {}, {}
     while pending or running:
-        ready = [stage for stage in pending if NEEDS.get(stage) in (None, *done)]
-        for stage in ready[: slots - len(running)]:
-            pending.remove(stage)
-            proc = start_child(stage, workdir)
-            running[proc.pid] = (stage, proc)
+        while pending and len(running) < slots:
+            proc = start_child(pending[0], workdir)
+            running[proc.pid] = (pending.pop(0), proc)
         pid, status, usage = os.wait4(-1, 0)
-        stage, proc = running.pop(pid)
-        done[stage] = finish_child(proc, stage, status, usage)
-    return time.perf_counter() - started, {stage: done[stage] for stage in OUR_STAGES}
+        step, proc = running.pop(pid)
+        done[step] = finish_child(proc, step, status, usage)
+    return time.perf_counter() - started, {step: done[step] for step in OUR_STEPS}
 
 
 def report(label: str, wall: float, steps: dict[str, tuple[dict, float]]) -> None:
@@ -236,8 +222,11 @@ def report(label: str, wall: float, steps: dict[str, tuple[dict, float]]) -> Non
     cpu = sum(result["cpu"] for result, _ in steps.values())
     rss = max(rss for _, rss in steps.values())
     print(f"{label}: {wall:6.1f} s wall (steps' own time {in_steps:.1f} s, CPU {cpu:.1f} s), peak RSS {rss:.0f} MB")
-    for stage, (result, step_rss) in steps.items():
-        print(f"    {stage:18s} {result['seconds']:5.1f} s  {step_rss:5.0f} MB  cpu {result['cpu']:5.1f} s")
+    for step, (result, step_rss) in steps.items():
+        print(
+            f"    {step:10s} {result['seconds']:5.1f} s (raw {result['raw_s']:4.1f}, clean/{CLEAN_OF[step]} "
+            f"{result['clean_s']:4.1f})  {step_rss:5.0f} MB  cpu {result['cpu']:5.1f} s"
+        )
 
 
 def main() -> None:
@@ -264,14 +253,27 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        result = run_pandas(args.workdir) if args.child == "pandas" else run_our_stage(args.workdir, args.child)
+        if args.child == "generate":
+            result = generate(args.workdir, args.items, args.video_share, args.seed)
+        else:
+            result = run_pandas(args.workdir) if args.child == "pandas" else run_our_step(args.workdir, args.child)
         print(json.dumps(result))
         return
 
     if not (args.reuse and (args.workdir / "landing").is_dir()):
         shutil.rmtree(args.workdir, ignore_errors=True)
         args.workdir.mkdir(parents=True)
-        gen = generate(args.workdir, args.items, args.video_share, args.seed)
+        # in a child: a child's ru_maxrss starts from its parent's size, and the generator is big
+        gen, _ = in_child(
+            "generate",
+            args.workdir,
+            "--items",
+            str(args.items),
+            "--video-share",
+            str(args.video_share),
+            "--seed",
+            str(args.seed),
+        )
         print(
             f"generated {gen['rows']} in {gen['generate_s']} s, written in {gen['write_s']} s ({gen['landing_mb']} MB)"
         )
