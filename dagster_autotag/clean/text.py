@@ -30,12 +30,23 @@ WHITESPACE_RUN = r" \s+|[^\S ]\s*"
 def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """HTML tags and entities removed, full-width ASCII → half-width, invisible characters removed,
     whitespace collapsed. Null stays null; a value that normalises to nothing becomes ""."""
-    frame = frame.with_columns(pl.col(c).str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "") for c in columns)
+    frame = _strip_tags(frame, columns)
     frame = _decode_entities(frame, columns)
     return frame.with_columns(
         pl.col(c).str.replace_many(_FOLD_FROM, _FOLD_TO).str.replace_all(WHITESPACE_RUN, " ").str.strip_chars()
         for c in columns
     )
+
+
+def _strip_tags(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    # Only values holding a "<" can hold a tag: most (all ASR text) have none, and the tag regexes
+    # cost 0.2 s per 100k ASR texts even where nothing matches.
+    for c in columns:
+        hits = frame.select(pl.col(c).str.contains("<", literal=True).fill_null(False).arg_true())[c]
+        if len(hits):
+            stripped = frame[c].gather(hits).str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "")
+            frame = frame.with_columns(frame[c].scatter(hits, stripped))
+    return frame
 
 
 def _decode_entities(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
