@@ -10,6 +10,7 @@ import dagster as dg
 
 from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY, analytics_assets
 from dagster_autotag.automation import build_landing_sensor, build_schedules, retrain_job
+from dagster_autotag.automation.executor import forkserver_executor
 from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
@@ -88,6 +89,7 @@ def build_definitions(
         jobs=[daily_ingest_job, datasets_job, train_job, predict_job, nightly_job, retrain_job],
         schedules=build_schedules(nightly_job, retrain_job),
         sensors=[build_landing_sensor(nightly_job)],
+        executor=forkserver_executor,
         resources={
             "export_source": export_source or export_source_from_env(),
             "lake": lake
