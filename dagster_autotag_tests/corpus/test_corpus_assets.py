@@ -26,7 +26,9 @@ def definitions(home) -> dg.Definitions:
 
 def daily_assets(defs: dg.Definitions) -> list:
     """ingest → clean → corpus (predictions are daily too, but need a trained champion)."""
-    return [a for a in defs.assets if a.partitions_def is not None and "predictions" not in a.group_names_by_key.values()]
+    return [
+        a for a in defs.assets if a.partitions_def is not None and "predictions" not in a.group_names_by_key.values()
+    ]
 
 
 def dataset_asset(defs: dg.Definitions, scheme: str):
