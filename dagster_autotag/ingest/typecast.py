@@ -102,9 +102,9 @@ def type_batch(table: ExportTable, batch: pa.Table, source: str) -> TypedBatch:
                 pl.when(value.is_null() | (value.str.strip_chars() == "")).then(pl.lit(f"missing {col.name}"))
             )
     reason = pl.concat_str(problems, separator="; ", ignore_nulls=True) if problems else pl.lit(None, pl.String)
-    status = frame.select(exported.alias("exported"), reason.alias("_reason"))
+    status = frame.with_columns(exported.alias("exported"), reason.alias("_reason"))  # literals broadcast
     is_bad = status["exported"] & status["_reason"].is_not_null() & (status["_reason"] != "")
-    is_good = status["exported"] & ~is_bad
+    is_good = (status["exported"] & ~is_bad).fill_null(False)
 
     quarantine = frame.filter(is_bad).select(
         pl.lit(source).alias(SOURCE_COLUMN),
