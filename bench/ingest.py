@@ -214,6 +214,10 @@ def run_steps(workdir: Path, slots: int, start_method: str) -> tuple[float, dict
     start, finish = (
         (_start_forked, _finish_forked) if start_method == "forkserver" else (_start_spawned, _finish_spawned)
     )
+    if start_method == "forkserver":
+        from dagster_autotag.automation.executor import PRELOAD_MODULES
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD_MODULES)
     started = time.perf_counter()
     pending, running, done = list(OUR_STEPS), {}, {}
     while pending or running:
