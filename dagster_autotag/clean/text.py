@@ -5,6 +5,7 @@ text survives as a literal `<b>`; full-width ASCII is folded after decoding so `
 """
 
 import html
+from collections.abc import Callable
 
 import polars as pl
 
@@ -41,21 +42,31 @@ def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 def _strip_tags(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     # Only values holding a "<" can hold a tag: most (all ASR text) have none, and the tag regexes
     # cost 0.2 s per 100k ASR texts even where nothing matches.
-    for c in columns:
-        hits = frame.select(pl.col(c).str.contains("<", literal=True).fill_null(False).arg_true())[c]
-        if len(hits):
-            stripped = frame[c].gather(hits).str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "")
-            frame = frame.with_columns(frame[c].scatter(hits, stripped))
-    return frame
+    def strip(values: pl.Series) -> pl.Series:
+        return values.str.replace_all(_BLOCK_TAG, " ").str.replace_all(_TAG, "")
+
+    return _rewrite_where(frame, columns, lambda c: pl.col(c).str.contains("<", literal=True), strip)
 
 
 def _decode_entities(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     # html.unescape knows all 2,000+ named entities; run it only on the few rows that have one.
+    def unescape(values: pl.Series) -> list[str]:
+        return [html.unescape(v) for v in values.to_list()]
+
+    return _rewrite_where(frame, columns, lambda c: pl.col(c).str.contains(_ENTITY), unescape)
+
+
+def _rewrite_where(
+    frame: pl.DataFrame,
+    columns: list[str],
+    matches: Callable[[str], pl.Expr],
+    rewrite: Callable[[pl.Series], pl.Series | list[str]],
+) -> pl.DataFrame:
+    """Apply `rewrite` to the values of each column where `matches` holds, leaving the rest alone."""
     for c in columns:
-        hits = frame.select(pl.col(c).str.contains(_ENTITY).fill_null(False).arg_true())[c]
+        hits = frame.select(matches(c).fill_null(False).arg_true())[c]
         if len(hits):
-            decoded = [html.unescape(v) for v in frame[c].gather(hits).to_list()]
-            frame = frame.with_columns(frame[c].scatter(hits, decoded))
+            frame = frame.with_columns(frame[c].scatter(hits, rewrite(frame[c].gather(hits))))
     return frame
 
 
