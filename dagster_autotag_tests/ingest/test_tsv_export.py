@@ -91,3 +91,37 @@ def test_read_export_file_labels_rows_with_the_given_file_name(tmp_path):
 def test_unknown_quoting_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="quoting"):
         parse_export_bytes(b"1\ta\tb\n", COLS, "tsv", "f")
+
+
+def test_mapped_files_parse_like_bytes_including_empty_and_nul_quoted_ones(tmp_path):
+    # read_export_file maps the file read-only: NUL quotes must be swapped in a copy, not in place
+    data = format_rows([("1", "带\t制表符", "x"), ("2", "多\n行", "y")]).encode() + b"3\tbad\n"
+    assert b"\0" in data
+    for name, content in (("empty", b""), ("nul", data)):
+        path = tmp_path / name
+        path.write_bytes(content)
+        mapped = read_export_file(path, COLS, "nul", "f.tsv")
+        assert mapped.rows.to_pylist() == parse_export_bytes(content, COLS, "nul", "f.tsv").rows.to_pylist()
+        assert path.read_bytes() == content
+    assert [r["text"] for r in mapped.rows.to_pylist()] == ["带\t制表符", "多\n行"]
+    assert [(q.line, q.reason) for q in mapped.quarantine] == [(4, "expected 3 columns, found 2")]
+
+
+def test_many_records_across_scan_blocks_and_utf8_groups(monkeypatch):
+    # Bytes are scanned in blocks and UTF-8 is validated in groups of record blocks: records and
+    # bad bytes that straddle those boundaries come out as they do in one piece.
+    rows = [
+        (str(i), f"第{i}条\t正文" if i % 7 == 0 else f"第{i}条", "多\n行" if i % 11 == 0 else "x") for i in range(2100)
+    ]
+    lines = [format_row(r).encode() for r in rows]
+    for i in (3, 1100, 2099):
+        lines[i] = f"{i}\t坏".encode() + b"\xff\xfe" + b"\tx\n"
+    data = b"".join(lines)
+    whole = parse(data)
+    monkeypatch.setattr("dagster_autotag.ingest.tsv_export._SCAN_BLOCK", 61)
+    monkeypatch.setattr("dagster_autotag.ingest.tsv_export._UTF8_GROUP_BLOCKS", 3)
+    assert parse(data) == whole
+    got, quarantine = whole
+    assert len(got) == 2097 and [q.reason for q in quarantine] == ["invalid UTF-8"] * 3
+    bad_lines = [q.line for q in quarantine]
+    assert [next(r["id"] for r in got if r["_line"] > line) for line in bad_lines[:2]] == ["4", "1101"]
