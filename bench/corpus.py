@@ -23,8 +23,10 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from dagster_autotag.layers import CLEAN_LAYER, CORPUS_ITEMS, CORPUS_LAYER, NEWS_ITEMS, TAGS, VIDEO_ASR, VIDEO_OCR
+
 SOURCE = Path(".bench/ingest/lake_ours")
-CLEAN_TABLES = ("news_items", "video_asr", "video_ocr", "tags")
+CLEAN_TABLES = (NEWS_ITEMS, VIDEO_ASR, VIDEO_OCR, TAGS)
 TARGETS = {"corpus/items": (30.0, 3072.0)}  # seconds, peak RSS MB
 DISK_MARGIN = 2 * 2**30  # leave this much free on the disk (the machine is shared)
 
@@ -33,7 +35,7 @@ def clean_days(lake: Path) -> list[str]:
     """Days whose four clean partitions all hold Parquet files."""
     days = None
     for table in CLEAN_TABLES:
-        have = {p.name[3:] for p in (lake / "clean" / table).glob("dt=*") if any(p.glob("*.parquet"))}
+        have = {p.name[3:] for p in (lake / CLEAN_LAYER / table).glob("dt=*") if any(p.glob("*.parquet"))}
         days = have if days is None else days & have
     return sorted(days or ())
 
@@ -46,10 +48,10 @@ def copy_clean(source: Path, lake: Path, dt: str) -> None:
     from dagster_autotag.lake import partition_dir, staged_partition
 
     for table in CLEAN_TABLES:
-        src = partition_dir(source, "clean", table, dt)
+        src = partition_dir(source, CLEAN_LAYER, table, dt)
         for attempt in range(3):
             try:
-                with staged_partition(lake, "clean", table, dt) as staging:
+                with staged_partition(lake, CLEAN_LAYER, table, dt) as staging:
                     for f in sorted(src.glob("*.parquet")):
                         shutil.copy2(f, staging / f.name)
                         pq.read_metadata(staging / f.name)  # a whole file, not a torn one
@@ -69,17 +71,16 @@ def run_items(lake: Path, dt: str) -> dict:
     import polars as pl
 
     from dagster_autotag.corpus.config import load_corpus_config
-    from dagster_autotag.corpus.dataset import CORPUS_ITEMS, CORPUS_LAYER
     from dagster_autotag.corpus.items import build_corpus_items
     from dagster_autotag.lake import read_partition, write_partition
 
     started = time.perf_counter()
     config = load_corpus_config()
     result = build_corpus_items(
-        read_partition(lake, "clean", "news_items", dt),
-        read_partition(lake, "clean", "video_asr", dt),
-        read_partition(lake, "clean", "video_ocr", dt),
-        read_partition(lake, "clean", "tags", dt).collect(),
+        read_partition(lake, CLEAN_LAYER, NEWS_ITEMS, dt),
+        read_partition(lake, CLEAN_LAYER, VIDEO_ASR, dt),
+        read_partition(lake, CLEAN_LAYER, VIDEO_OCR, dt),
+        read_partition(lake, CLEAN_LAYER, TAGS, dt).collect(),
         config,
     )
     built = time.perf_counter()
@@ -105,7 +106,6 @@ def synthesise(lake: Path, dt: str, days: list[str]) -> float:
     written by the lake's own Parquet writer (same compression and row groups as the asset's)."""
     import polars as pl
 
-    from dagster_autotag.corpus.dataset import CORPUS_ITEMS, CORPUS_LAYER
     from dagster_autotag.lake import PART_FILE, partition_dir, write_partition
 
     started = time.perf_counter()
@@ -132,7 +132,7 @@ def run_dataset(lake: Path, scheme_name: str, window_days: int) -> dict:
     started = time.perf_counter()
     scheme = load_corpus_config().scheme(scheme_name)
     dts = window(lake, window_days)
-    labels = scheme_label_set(scheme, read_partition(lake, "clean", "tags", dts[-1]).collect())
+    labels = scheme_label_set(scheme, read_partition(lake, CLEAN_LAYER, TAGS, dts[-1]).collect())
     result = build_dataset(lake, scheme, labels, SplitOptions(), window_days)
     return {
         "seconds": time.perf_counter() - started,
@@ -214,7 +214,7 @@ def main() -> None:
 
     wanted = max(1, args.partitions)
     newest = date.fromisoformat(dt)
-    present = len(list((lake / "corpus" / "items").glob("dt=*"))) if args.reuse else 1
+    present = len(list((lake / CORPUS_LAYER / CORPUS_ITEMS).glob("dt=*"))) if args.reuse else 1
     n = fitting_partitions(args.workdir, wanted, items["mb"], present)
     if n < wanted:
         print(
@@ -223,7 +223,7 @@ def main() -> None:
             f"the split below reads {n} partitions"
         )
     older = [str(newest - timedelta(days=k)) for k in range(1, n)]
-    stale = [p for p in (lake / "corpus" / "items").glob("dt=*") if p.name[3:] not in {dt, *older}]
+    stale = [p for p in (lake / CORPUS_LAYER / CORPUS_ITEMS).glob("dt=*") if p.name[3:] not in {dt, *older}]
     for p in stale:  # a --reuse run with fewer partitions: the window must hold exactly n
         shutil.rmtree(p)
     synth_s = synthesise(lake, dt, older)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from dagster_autotag.layers import CLEAN_LAYER, NEWS_ITEMS, RAW_LAYER, TAGS, VIDEO_ASR, VIDEO_OCR
+
 DT = "2024-05-01"
 TABLES = ("news_pool", "asr", "ocr", "tag_dim")
 
@@ -47,7 +49,7 @@ def generate(workdir: Path, items: int, video_share: float, seed: int) -> dict:
 # The daily job runs one step per export table (clean/table_steps.py): the raw asset, then the clean
 # asset built from it, in one process. Dagster starts ready steps in step-key order.
 OUR_STEPS = ("asr", "news_pool", "ocr", "tag_dim")
-CLEAN_OF = {"news_pool": "news_items", "asr": "video_asr", "ocr": "video_ocr", "tag_dim": "tags"}
+CLEAN_OF = {"news_pool": NEWS_ITEMS, "asr": VIDEO_ASR, "ocr": VIDEO_OCR, "tag_dim": TAGS}
 
 
 def run_our_step(workdir: Path, table: str) -> dict:
@@ -65,14 +67,14 @@ def run_our_step(workdir: Path, table: str) -> dict:
     started = time.perf_counter()
     ingest_partition(LandingExportSource(landing_dir=str(workdir / "landing")), EXPORT_TABLES[table], DT, lake)
     raw_done = time.perf_counter()
-    raw = read_partition(lake, "raw", table, DT)
+    raw = read_partition(lake, RAW_LAYER, table, DT)
     if table == "news_pool":
-        write_partition(lake, "clean", name, DT, build_news_items(raw).items)
+        write_partition(lake, CLEAN_LAYER, name, DT, build_news_items(raw).items)
     elif table == "tag_dim":
-        write_partition(lake, "clean", name, DT, build_tags(raw).tags)
+        write_partition(lake, CLEAN_LAYER, name, DT, build_tags(raw).tags)
     else:
         result = (build_video_asr if table == "asr" else build_video_ocr)(raw)
-        write_partition(lake, "clean", name, DT, result.videos)
+        write_partition(lake, CLEAN_LAYER, name, DT, result.videos)
         write_quarantine(lake, name, DT, result.quarantine)
     done = time.perf_counter()
     return {"seconds": done - started, "raw_s": raw_done - started, "clean_s": done - raw_done}

@@ -12,21 +12,37 @@ from pathlib import Path
 
 import polars as pl
 
+from dagster_autotag.layers import (
+    CLEAN_LAYER,
+    CORPUS_ITEMS,
+    CORPUS_LAYER,
+    DAILY_LABELS,
+    DATASETS_LAYER,
+    LABEL_DISTRIBUTION,
+    NEWS_ITEMS,
+    PREDICTIONS_LAYER,
+    PUBLISHED_LAYER,
+    QUARANTINE_LAYER,
+    RAW_LAYER,
+    TAGS,
+    VIDEO_ASR,
+    VIDEO_OCR,
+)
 from dagster_autotag.settings import autotag_home, lake_dir, landing_dir
 
 LAYER_TABLES = [
-    ("raw", "news_pool"),
-    ("raw", "asr"),
-    ("raw", "ocr"),
-    ("raw", "tag_dim"),
-    ("clean", "news_items"),
-    ("clean", "video_asr"),
-    ("clean", "video_ocr"),
-    ("clean", "tags"),
-    ("corpus", "items"),
-    ("corpus", "label_distribution"),
-    ("predictions", "daily_labels"),
-    ("published", "daily_labels"),
+    (RAW_LAYER, "news_pool"),
+    (RAW_LAYER, "asr"),
+    (RAW_LAYER, "ocr"),
+    (RAW_LAYER, "tag_dim"),
+    (CLEAN_LAYER, NEWS_ITEMS),
+    (CLEAN_LAYER, VIDEO_ASR),
+    (CLEAN_LAYER, VIDEO_OCR),
+    (CLEAN_LAYER, TAGS),
+    (CORPUS_LAYER, CORPUS_ITEMS),
+    (CORPUS_LAYER, LABEL_DISTRIBUTION),
+    (PREDICTIONS_LAYER, DAILY_LABELS),
+    (PUBLISHED_LAYER, DAILY_LABELS),
 ]
 
 
@@ -215,12 +231,12 @@ def shipped_from_thresholds(path: Path) -> set[str] | None:
 def drift_verdicts(dts: list[str]) -> list[str]:
     lines = []
     for dt in dts:
-        path = lake_dir() / "predictions" / "daily_labels" / f"dt={dt}" / "drift.json"
+        path = lake_dir() / PREDICTIONS_LAYER / DAILY_LABELS / f"dt={dt}" / "drift.json"
         if not path.exists():
             lines.append(f"  {dt}  not predicted")
             continue
         verdict = json.loads(path.read_text(encoding="utf-8"))
-        published = (lake_dir() / "published" / "daily_labels" / f"dt={dt}").is_dir()
+        published = (lake_dir() / PUBLISHED_LAYER / DAILY_LABELS / f"dt={dt}").is_dir()
         lines.append(
             f"  {dt}  label drift {verdict['label_drift']:5s} input drift {verdict['input_drift']:5s} "
             f"{'published' if published else 'NOT published'}"
@@ -256,7 +272,7 @@ def layer_row_counts(dts: list[str]) -> pl.DataFrame:
 
 
 def quarantine_counts(dts: list[str]) -> dict[str, int]:
-    base = lake_dir() / "quarantine"
+    base = lake_dir() / QUARANTINE_LAYER
     if not base.is_dir():
         return {}
     counts = {}
@@ -279,8 +295,8 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
         status = "ok" if run.success else "FAILED"
         checks = f"; failed checks: {', '.join(run.failed_checks)}" if run.failed_checks else ""
         print(f"  {run.dt}  {status:6s} {run.seconds:5.1f}s{checks}")
-    datasets = sorted(p for p in (lake_dir() / "datasets").glob("*") if p.is_dir())
-    charts = lake_dir() / "corpus" / "label_distribution" / f"dt={dts[-1]}" / "chart.png"
+    datasets = sorted(p for p in (lake_dir() / DATASETS_LAYER).glob("*") if p.is_dir())
+    charts = lake_dir() / CORPUS_LAYER / LABEL_DISTRIBUTION / f"dt={dts[-1]}" / "chart.png"
     models = model_summary() if (autotag_home() / "mlflow").is_dir() else []
     if models:
         print("\nRegistered models (MLflow):\n" + "\n".join(models))
@@ -293,7 +309,7 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
     )
     print(
         f"\nLanding files : {landing_dir()}\n"
-        f"Parquet lake  : {lake_dir()}  (e.g. {lake_dir() / 'clean' / 'news_items' / '*' / '*.parquet'})\n"
+        f"Parquet lake  : {lake_dir()}  (e.g. {lake_dir() / CLEAN_LAYER / NEWS_ITEMS / '*' / '*.parquet'})\n"
         f"Dagster home  : {os.environ['DAGSTER_HOME']}\n"
         f"MLflow        : {autotag_home() / 'mlflow'}  (mlflow ui --backend-store-uri sqlite:///{autotag_home() / 'mlflow' / 'mlflow.db'})\n"
         f"Open the UI   : make ui   (dagster dev -w workspace.yaml)"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster_autotag.analytics.model_versions import MODEL_VERSIONS_FILE, export_model_versions
+from dagster_autotag.layers import CORPUS_ITEMS, CORPUS_LAYER, DAILY_LABELS, LABEL_DISTRIBUTION, PUBLISHED_LAYER
 
 if TYPE_CHECKING:  # duckdb is imported where a database is built: the code location loads without it
     import duckdb
@@ -31,7 +32,10 @@ SNAPSHOTS = Path("analytics") / "snapshots"  # under the lake: hard links need t
 SNAPSHOT_RETENTION = timedelta(hours=24)  # how long a connection to an older refresh keeps working
 # lake tables the views read: (layer, table)
 # (predictions: the published copy, so a day held back by a label-drift ERROR stays out of the views)
-VIEW_TABLES = (("corpus", "items"), ("corpus", "label_distribution"), ("published", "daily_labels"))
+CORPUS_TABLE = (CORPUS_LAYER, CORPUS_ITEMS)
+DISTRIBUTION_TABLE = (CORPUS_LAYER, LABEL_DISTRIBUTION)
+PUBLISHED_TABLE = (PUBLISHED_LAYER, DAILY_LABELS)
+VIEW_TABLES = (CORPUS_TABLE, DISTRIBUTION_TABLE, PUBLISHED_TABLE)
 
 
 def _sql_path(path: Path | str) -> str:
@@ -146,14 +150,14 @@ def _build(path: Path, snapshot: Path, schemes: Sequence[str]) -> dict[str, int]
     con = duckdb.connect(str(path), config={"autoinstall_known_extensions": False})
     try:
         made = []
-        if _create(con, "corpus_items", _scan(snapshot, "corpus", "items")):
+        if _create(con, "corpus_items", _scan(snapshot, *CORPUS_TABLE)):
             made.append("corpus_items")
             if _create(con, "corpus_labels_long", _long_labels(con, "corpus_items", schemes)):
                 made.append("corpus_labels_long")
-        if _create(con, "label_distribution", _scan(snapshot, "corpus", "label_distribution")):
+        if _create(con, "label_distribution", _scan(snapshot, *DISTRIBUTION_TABLE)):
             made.append("label_distribution")
         # predictions/published: written once a champion exists and the day passed label_drift.
-        if _create(con, "predictions", _scan(snapshot, "published", "daily_labels")):
+        if _create(con, "predictions", _scan(snapshot, *PUBLISHED_TABLE)):
             made.append("predictions")
             if _list_columns(con, "predictions").get("labels", "").endswith("[]"):
                 long_sql = "SELECT * EXCLUDE (labels), unnest(labels) AS label FROM predictions"

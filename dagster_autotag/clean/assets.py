@@ -13,8 +13,8 @@ import polars as pl
 from dagster_autotag.clean.news import build_news_items
 from dagster_autotag.clean.tags import build_tags
 from dagster_autotag.clean.video import VideoTextResult, build_video_asr, build_video_ocr
-from dagster_autotag.ingest.raw import QUARANTINE_LAYER, RAW_LAYER
 from dagster_autotag.lake import partition_dir, read_partition, write_partition
+from dagster_autotag.layers import CLEAN_LAYER, QUARANTINE_LAYER, RAW_LAYER
 from dagster_autotag.metadata import (
     NOT_EMPTY_SPEC,
     QUARANTINE_SPEC,
@@ -25,8 +25,6 @@ from dagster_autotag.metadata import (
     quarantine_check,
 )
 from dagster_autotag.resources import LakeResource
-
-CLEAN_LAYER = "clean"
 
 
 @dataclass(frozen=True)

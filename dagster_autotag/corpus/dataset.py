@@ -16,9 +16,8 @@ import pyarrow.parquet as pq
 from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.corpus.splits import SPLITS, SplitOptions, distribution_table, label_mask, plan_splits
 from dagster_autotag.lake import PART_FILE, parquet_writer, partition_dir, staged_directory
+from dagster_autotag.layers import CORPUS_ITEMS, CORPUS_LAYER, DATASETS_LAYER
 
-CORPUS_LAYER, CORPUS_ITEMS = "corpus", "items"
-DATASETS_LAYER = "datasets"
 MANIFEST = "manifest.json"
 OUTPUT_COLUMNS = ["itemid", "dt", "dtype", "create_time", "text", "text_hash", "gate", "labels", "copy"]
 

@@ -11,9 +11,8 @@ from dagster_autotag.ingest.source import ExportSource, validate_partition
 from dagster_autotag.ingest.tables import ExportTable
 from dagster_autotag.ingest.typecast import QUARANTINE_SCHEMA, SOURCE_COLUMN, type_batch, typed_schema
 from dagster_autotag.lake import PART_FILE, parquet_writer, partition_dir, staged_partition, write_partition
+from dagster_autotag.layers import QUARANTINE_LAYER, RAW_LAYER
 
-RAW_LAYER = "raw"
-QUARANTINE_LAYER = "quarantine"
 ROW_GROUP_ROWS = 25_000  # small row groups: clean builders read raw partitions in slices of this size
 
 
