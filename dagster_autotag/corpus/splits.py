@@ -20,20 +20,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from dagster_autotag.options import option
+
 SPLITS = ("train", "dev", "test")
 MAX_LABELS = 62  # gate bit + labels must fit an int64 mask
 
 
 @dataclass(frozen=True)
 class SplitOptions:
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    holdout_newest_days: int = 0  # > 0: the newest N days are the test split
+    ratios: tuple[float, float, float] = option((0.8, 0.1, 0.1), "train, dev and test shares of the units")
+    holdout_newest_days: int = option(0, "> 0: the newest N days are the test split")
     seed: int = 0
-    rare_min_share: float = 0.01  # rare: support below this share of gate-positive items …
-    rare_min_count: int = 50  # … or below this many examples
-    oversample_floor: float = 0.0  # train only; 0 = off: labels below this share of gate positives …
-    oversample_target: float = 0.05  # … are oversampled up to this share
-    all_zero_ratio: float = 0.0  # train only; 0 = off: keep at most ratio × labelled train items
+    rare_min_share: float = option(0.01, "rare: support below this share of gate-positive items …")
+    rare_min_count: int = option(50, "… or below this many examples")
+    oversample_floor: float = option(0.0, "train only; 0 = off: labels below this share of gate positives …")
+    oversample_target: float = option(0.05, "… are oversampled up to this share")
+    all_zero_ratio: float = option(0.0, "train only; 0 = off: keep at most ratio × labelled train items")
 
     def __post_init__(self) -> None:
         if len(self.ratios) != 3 or min(self.ratios) < 0 or not np.isclose(sum(self.ratios), 1.0):

@@ -9,34 +9,17 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from dagster_autotag.train.configs import BertTrainConfig
+
 HEAD_FILE = "head.pt"
 CONFIG_FILE = "autotag_bert.json"
-
-
-@dataclass
-class BertTrainConfig:
-    model_dir: str  # a local transformers directory (config, weights, tokenizer)
-    max_len: int = 128
-    batch_size: int = 32
-    lr: float = 3e-5
-    head_lr: float = 1e-3  # the fresh head learns faster than the pretrained encoder
-    max_epochs: int = 3
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    patience: int = 2
-    pos_weight_cap: float = 10.0
-    dropout: float = 0.1
-    seed: int = 0
-    num_threads: int = 2
-    precision: str = "auto"  # auto: bf16 on a GPU that supports it, else fp16 on GPU, fp32 on CPU
 
 
 class BertMultiLabel(nn.Module):

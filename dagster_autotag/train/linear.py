@@ -6,9 +6,7 @@ so prediction is a single sparse product and the pickle stays small.
 """
 
 import pickle
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import joblib
 import numpy as np
@@ -16,30 +14,9 @@ from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from dagster_autotag.train.configs import LinearConfig
+
 FORMAT_VERSION = 1
-
-
-@dataclass
-class LinearConfig:
-    analyzer: Literal["char", "char_wb"] = "char_wb"
-    ngram_range: tuple[int, int] = (1, 3)  # (1, 2) did slightly better on BDCI (micro-F1 .864 vs .858)
-    min_df: int = 2
-    max_features: int | None = 200_000
-    sublinear_tf: bool = True
-    C: float = 4.0
-    # "balanced": most labels are rare, and unweighted LR then under-predicts them at a 0.5 cut
-    class_weight: Literal["balanced"] | None = "balanced"
-    solver: Literal["liblinear", "saga"] = "liblinear"
-    max_iter: int = 1000
-    # liblinear's dual solver is several times faster when n-gram features outnumber texts; None = pick by shape
-    dual: bool | None = None
-    n_jobs: int = 2  # labels fitted in parallel threads (liblinear releases the GIL); the box has 2 cores
-
-    def __post_init__(self):
-        self.ngram_range = tuple(self.ngram_range)  # a JSON round trip turns it into a list
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class LinearModel:

@@ -1,5 +1,6 @@
-"""Multi-label TextCNN (Kim 2014) in plain PyTorch: config, model, training with early stopping,
-batched inference and save/load. No Dagster or MLflow here; callers log through `on_epoch`.
+"""Multi-label TextCNN (Kim 2014) in plain PyTorch: model, training with early stopping, batched
+inference and save/load; its options are TextCNNConfig (train/configs.py). No Dagster or MLflow here;
+callers log through `on_epoch`.
 
 Padding never changes a prediction: each convolution pads the right edge itself and its outputs at
 windows made only of padding are zeroed (after ReLU, so max pooling ignores them). Batches can therefore
@@ -21,87 +22,21 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dagster_autotag.train.configs import TextCNNConfig
 from dagster_autotag.train.vocab import PAD_ID, Vocab, load_vectors, read_vector_tokens, vector_coverage
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "textcnn_config.json", "vocab.json", "model.pt"
 FUSED_MAX_BYTES = 512 * 2**20  # above this (huge word vocabularies, big bigram tables) inference uses conv1d
-
-
-@dataclass
-class TextCNNConfig:
-    tokenizer: Literal["char", "word"] = "char"
-    max_len: int | None = None  # None: 128 tokens for char, 64 for word
-    min_freq: int = 2  # rarer tokens map to <unk>, which then gets trained too
-    max_vocab: int = 50_000
-    lowercase: bool = True
-    embed_dim: int | None = None  # None: the vectors' dim, else 128
-    vectors_npy: str | None = None
-    vectors_vocab: str | None = None
-    freeze_embeddings: bool = False  # True: static pretrained vectors; False: fine-tuned
-    ngram_buckets: int = 0  # > 0: add a hashed token-bigram embedding channel with this many buckets
-    kernel_sizes: tuple[int, ...] = (2, 3, 4)  # the seed model used (7, 8, 9)
-    num_filters: int = 128
-    top_k: int = 1  # 1 = max pooling; k > 1 = k-max pooling, k values per filter concatenated
-    dropout: float = 0.5
-    # Dropout on the convolutions' inputs (whole embedding dimensions per text): regularises the
-    # embedding tables, which otherwise memorise a small training set within a few epochs.
-    embedding_dropout: float = 0.0
-    lr: float = 1e-3
-    # None: lr. Lower keeps fine-tuned pretrained vectors from chasing a small training set.
-    embedding_lr: float | None = None
-    weight_decay: float = 0.0  # AdamW's decoupled decay, on every trained weight
-    lr_decay: float = 1.0  # every learning rate is multiplied by this after each epoch
-    batch_size: int = 64
-    max_epochs: int = 10
-    patience: int = 2  # epochs without a better dev micro-F1 before stopping
-    pos_weight_cap: float = 10.0
-    threshold: float = 0.5  # only for the dev micro-F1 that drives early stopping
-    seed: int = 0
-    num_threads: int = 2
-
-    def __post_init__(self) -> None:
-        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
-        if self.tokenizer not in ("char", "word"):
-            raise ValueError(f"tokenizer must be 'char' or 'word', not {self.tokenizer!r}")
-        if (self.vectors_npy is None) != (self.vectors_vocab is None):
-            raise ValueError("vectors_npy and vectors_vocab go together")
-        if not self.kernel_sizes or min(self.kernel_sizes) < 1 or self.top_k < 1:
-            raise ValueError("kernel_sizes and top_k must be positive")
-        if self.effective_max_len < self.top_k:
-            raise ValueError("max_len must be at least top_k")
-        if not 0.0 <= self.embedding_dropout < 1.0:
-            raise ValueError("embedding_dropout must be in [0, 1)")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError("lr_decay must be in (0, 1]")
-        if self.ngram_buckets < 0 or self.ngram_buckets == 1:
-            raise ValueError("ngram_buckets must be 0 (off) or at least 2")
-
-    @property
-    def effective_max_len(self) -> int:
-        if self.max_len is not None:
-            return self.max_len
-        return 128 if self.tokenizer == "char" else 64
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["kernel_sizes"] = list(self.kernel_sizes)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> "TextCNNConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class TextCNN(nn.Module):

@@ -1,0 +1,124 @@
+"""Options of each model type: plain dataclasses, the one place their defaults and descriptions live.
+
+No torch or scikit-learn here (linear.py, textcnn.py and bert.py import them): the Dagster code
+location derives its run config from these classes (run_config.py) without paying for those imports.
+"""
+
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Literal
+
+from dagster_autotag.options import option
+
+
+@dataclass
+class LinearConfig:
+    analyzer: Literal["char", "char_wb"] = option("char_wb", "TF-IDF n-grams of characters (char_wb: within words)")
+    # (1, 2) did slightly better on BDCI (micro-F1 .864 vs .858)
+    ngram_range: tuple[int, int] = option((1, 3), "[shortest, longest] character n-gram")
+    min_df: int = option(2, "n-grams in fewer texts are dropped")
+    max_features: int | None = option(200_000, "keep the most frequent n-grams; null = all")
+    sublinear_tf: bool = option(True, "1 + log(tf) instead of tf")
+    C: float = option(4.0, "inverse regularisation strength of each logistic regression")
+    # "balanced": most labels are rare, and unweighted LR then under-predicts them at a 0.5 cut
+    class_weight: Literal["balanced"] | None = option("balanced", "balanced: by inverse class frequency; null: equal")
+    solver: Literal["liblinear", "saga"] = "liblinear"
+    max_iter: int = 1000
+    # liblinear's dual solver is several times faster when n-gram features outnumber texts
+    dual: bool | None = option(None, "liblinear's dual form; null = dual when n-grams outnumber texts")
+    # liblinear releases the GIL; the box has 2 cores
+    n_jobs: int = option(2, "labels fitted in parallel threads")
+
+    def __post_init__(self):
+        self.ngram_range = tuple(self.ngram_range)  # a JSON round trip turns it into a list
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TextCNNConfig:
+    tokenizer: Literal["char", "word"] = option("char", "characters, or jieba words")
+    max_len: int | None = option(None, "tokens kept per text; null: 128 for char, 64 for word")
+    # <unk> then occurs in training, so it gets trained too
+    min_freq: int = option(2, "rarer tokens map to <unk>")
+    max_vocab: int = 50_000
+    lowercase: bool = True
+    embed_dim: int | None = option(None, "embedding size; null: the vectors' dimension, else 128")
+    vectors_npy: str | None = option(None, "pretrained vectors (.npy), with vectors_vocab (one token a line)")
+    vectors_vocab: str | None = None
+    freeze_embeddings: bool = option(False, "true: static pretrained vectors; false: fine-tuned")
+    ngram_buckets: int = option(0, "> 0: add a hashed token-bigram embedding channel with this many buckets")
+    kernel_sizes: tuple[int, ...] = (2, 3, 4)  # the seed model used (7, 8, 9)
+    num_filters: int = option(128, "filters per kernel size")
+    top_k: int = option(1, "1 = max pooling; k > 1 = k-max pooling, k values per filter concatenated")
+    dropout: float = option(0.5, "dropout before the output layer")
+    # Dropout on the convolutions' inputs (whole embedding dimensions per text): regularises the
+    # embedding tables, which otherwise memorise a small training set within a few epochs.
+    embedding_dropout: float = option(0.0, "dropout of whole embedding dimensions per text")
+    lr: float = 1e-3
+    # Lower keeps fine-tuned pretrained vectors from chasing a small training set.
+    embedding_lr: float | None = option(None, "learning rate of the embeddings; null: lr")
+    weight_decay: float = option(0.0, "AdamW's decoupled decay, on every trained weight")
+    lr_decay: float = option(1.0, "every learning rate is multiplied by this after each epoch")
+    batch_size: int = 64
+    max_epochs: int = 10
+    patience: int = option(2, "epochs without a better dev micro-F1 before stopping")
+    pos_weight_cap: float = option(10.0, "cap of BCE's pos_weight (negatives / positives per label)")
+    threshold: float = option(0.5, "only for the dev micro-F1 that drives early stopping")
+    seed: int = 0
+    num_threads: int = option(2, "torch CPU threads")
+
+    def __post_init__(self) -> None:
+        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        if self.tokenizer not in ("char", "word"):
+            raise ValueError(f"tokenizer must be 'char' or 'word', not {self.tokenizer!r}")
+        if (self.vectors_npy is None) != (self.vectors_vocab is None):
+            raise ValueError("vectors_npy and vectors_vocab go together")
+        if not self.kernel_sizes or min(self.kernel_sizes) < 1 or self.top_k < 1:
+            raise ValueError("kernel_sizes and top_k must be positive")
+        if self.effective_max_len < self.top_k:
+            raise ValueError("max_len must be at least top_k")
+        if not 0.0 <= self.embedding_dropout < 1.0:
+            raise ValueError("embedding_dropout must be in [0, 1)")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError("lr_decay must be in (0, 1]")
+        if self.ngram_buckets < 0 or self.ngram_buckets == 1:
+            raise ValueError("ngram_buckets must be 0 (off) or at least 2")
+
+    @property
+    def effective_max_len(self) -> int:
+        if self.max_len is not None:
+            return self.max_len
+        return 128 if self.tokenizer == "char" else 64
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["kernel_sizes"] = list(self.kernel_sizes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TextCNNConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class BertTrainConfig:
+    model_dir: str = option(MISSING, "a local transformers directory (config, weights, tokenizer)")
+    max_len: int = option(128, "tokens kept per text")
+    batch_size: int = 32
+    lr: float = option(3e-5, "peak learning rate of the encoder")
+    # the fresh head learns faster than the pretrained encoder
+    head_lr: float = option(1e-3, "peak learning rate of the classification head")
+    max_epochs: int = 3
+    warmup_ratio: float = option(0.1, "share of the steps with a linear warmup (then linear decay)")
+    weight_decay: float = option(0.01, "AdamW decay of the encoder's weights (not biases, LayerNorm, head)")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    patience: int = option(2, "epochs without a better dev micro-F1 before stopping")
+    pos_weight_cap: float = option(10.0, "cap of BCE's pos_weight (negatives / positives per label)")
+    dropout: float = option(0.1, "dropout before the head")
+    seed: int = 0
+    num_threads: int = option(2, "torch CPU threads")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = option(
+        "auto", "auto: bf16 on a GPU that supports it, else fp16 on GPU; always fp32 on CPU"
+    )
