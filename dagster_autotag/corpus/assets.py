@@ -6,6 +6,7 @@ location loads, so a new scheme in corpus.yaml shows up as a new datasets/<schem
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from dagster_autotag.corpus.chart import distribution_chart
 from dagster_autotag.corpus.config import CorpusConfig, Scheme
@@ -27,6 +28,7 @@ from dagster_autotag.lake import PART_FILE, read_partition, staged_partition, wr
 from dagster_autotag.metadata import NOT_EMPTY_SPEC, check_specs, counts_table, not_empty_check, path_value, preview
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag.resources import LakeResource
+from dagster_autotag.run_config import config_from_dataclass, dataclass_default
 
 CLEAN = "clean"
 ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
@@ -145,34 +147,26 @@ def build_corpus_assets(config: CorpusConfig) -> list[dg.AssetsDefinition]:
     return [corpus_items, label_distribution_asset] + [build_dataset_asset(s) for s in config.schemes.values()]
 
 
-class DatasetConfig(dg.Config):
-    """Run config of datasets/<scheme> (defaults shown in the launchpad)."""
+_RATIOS = dataclass_default(SplitOptions, "ratios")
 
-    window_days: int = 90
-    end_date: str = ""  # newest partition to include (YYYY-MM-DD); empty = newest materialised
-    holdout_newest_days: int = 0  # > 0: those newest days are the test split
-    train_ratio: float = 0.8
-    dev_ratio: float = 0.1
-    test_ratio: float = 0.1
-    seed: int = 0
-    rare_min_share: float = 0.01
-    rare_min_count: int = 50
-    min_examples_per_split: int = 5  # WARN check for non-rare labels
-    oversample_floor: float = 0.0  # train only, 0 = off
-    oversample_target: float = 0.05
-    all_zero_ratio: float = 0.0  # train only, 0 = off
 
-    def split_options(self) -> SplitOptions:
-        return SplitOptions(
-            ratios=(self.train_ratio, self.dev_ratio, self.test_ratio),
-            holdout_newest_days=self.holdout_newest_days,
-            seed=self.seed,
-            rare_min_share=self.rare_min_share,
-            rare_min_count=self.rare_min_count,
-            oversample_floor=self.oversample_floor,
-            oversample_target=self.oversample_target,
-            all_zero_ratio=self.all_zero_ratio,
-        )
+class DatasetWindow(dg.Config):
+    """What datasets/<scheme> reads and checks; SplitOptions' `ratios` as three numbers."""
+
+    window_days: int = Field(90, description="corpus days in the window")
+    end_date: str = Field("", description="newest partition to include (YYYY-MM-DD); empty = newest materialised")
+    min_examples_per_split: int = Field(5, description="WARN check for non-rare labels with fewer in a split")
+    train_ratio: float = Field(_RATIOS[0], description="share of the units in train (the three ratios sum to 1)")
+    dev_ratio: float = Field(_RATIOS[1], description="share of the units in dev")
+    test_ratio: float = Field(_RATIOS[2], description="share of the units in test")
+
+
+class DatasetConfig(config_from_dataclass(SplitOptions, base=DatasetWindow, exclude=("ratios",))):
+    """Run config of datasets/<scheme> (defaults shown in the launchpad): DatasetWindow and every other
+    SplitOptions option."""
+
+    def to_dataclass(self) -> SplitOptions:
+        return super().to_dataclass(ratios=(self.train_ratio, self.dev_ratio, self.test_ratio))
 
 
 def build_dataset_asset(scheme: Scheme) -> dg.AssetsDefinition:
@@ -200,7 +194,7 @@ def build_dataset_asset(scheme: Scheme) -> dg.AssetsDefinition:
         root = lake.lake()
         dts = window(root, config.window_days, config.end_date)
         labels = scheme_label_set(scheme, _tags(lake, dts[-1]))
-        result = build_dataset(root, scheme, labels, config.split_options(), config.window_days, dts[-1])
+        result = build_dataset(root, scheme, labels, config.to_dataclass(), config.window_days, dts[-1])
         table = distribution_text(result.distribution)
         context.log.info(table)
         print(table)

@@ -19,6 +19,8 @@ from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.corpus.dataset import DATASETS_LAYER, MANIFEST
 from dagster_autotag.metadata import path_value
 from dagster_autotag.resources import LakeResource
+from dagster_autotag.run_config import config_from_dataclass
+from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig
 from dagster_autotag.train.mlflow_resource import MlflowResource
 
 TRAINING_POOL = "autotag_training"
@@ -33,108 +35,35 @@ class TrainConfig(dg.Config):
     promotion_tolerance: float = Field(0.005, description="challenger may be this much below the champion")
 
 
-class LinearTrainConfig(TrainConfig):
-    ngram_max: int = 3
-    min_df: int = 2
-    c: float = 4.0
-    class_weight_balanced: bool = True
-
-    def model_config_object(self):
-        from dagster_autotag.train.linear import LinearConfig
-
-        return LinearConfig(
-            ngram_range=(1, self.ngram_max),
-            min_df=self.min_df,
-            C=self.c,
-            class_weight="balanced" if self.class_weight_balanced else None,
-        )
+class LinearTrainConfig(config_from_dataclass(LinearConfig, base=TrainConfig, rename={"C": "c"})):
+    """Run config of models/<scheme>/linear: TrainConfig and every LinearConfig option."""
 
 
-class TextCNNTrainConfig(TrainConfig):
-    tokenizer: str = "char"
-    max_len: int = 128
-    embed_dim: int = 0  # 0: the vectors' dimension, else 128
-    kernel_sizes: list[int] = [2, 3, 4]
-    num_filters: int = 128
-    pooling_top_k: int = 1
-    dropout: float = 0.5
-    lr: float = 1e-3
-    embedding_lr: float | None = None  # None: lr
-    weight_decay: float = 0.0
-    lr_decay: float = 1.0  # learning rates are multiplied by this after each epoch
-    ngram_buckets: int = 0  # > 0: hashed token-bigram channel with this many buckets (see BENCHMARKS.md)
-    embedding_dropout: float = 0.0
-    batch_size: int = 64
-    max_epochs: int = 10
-    patience: int = 2
-    vectors_npy: str = ""  # e.g. ../shared/datasets/char_vectors/tencent_char_200d.npy
-    vectors_vocab: str = ""
-    freeze_embeddings: bool = False
-    num_threads: int = 2
-    seed: int = 0
-
-    def model_config_object(self):
-        from dagster_autotag.train.textcnn import TextCNNConfig
-
-        return TextCNNConfig(
-            tokenizer=self.tokenizer,
-            max_len=self.max_len,
-            embed_dim=self.embed_dim or None,
-            kernel_sizes=tuple(self.kernel_sizes),
-            num_filters=self.num_filters,
-            top_k=self.pooling_top_k,
-            dropout=self.dropout,
-            lr=self.lr,
-            embedding_lr=self.embedding_lr,
-            weight_decay=self.weight_decay,
-            lr_decay=self.lr_decay,
-            ngram_buckets=self.ngram_buckets,
-            embedding_dropout=self.embedding_dropout,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            vectors_npy=self.vectors_npy or None,
-            vectors_vocab=self.vectors_vocab or None,
-            freeze_embeddings=self.freeze_embeddings,
-            num_threads=self.num_threads,
-            seed=self.seed,
-        )
+class TextCNNTrainConfig(config_from_dataclass(TextCNNConfig, base=TrainConfig, rename={"top_k": "pooling_top_k"})):
+    """Run config of models/<scheme>/textcnn: TrainConfig and every TextCNNConfig option (its `top_k`, the
+    pooling, is `pooling_top_k` here: TrainConfig's `top_k` caps the sub-labels per item)."""
 
 
-class BertTrainConfigDg(TrainConfig):
-    model_dir: str = Field("", description=f"local transformers directory; empty = ${BERT_DIR_ENV}")
-    max_len: int = 128
-    batch_size: int = 32
-    lr: float = 3e-5
-    max_epochs: int = 3
-    warmup_ratio: float = 0.1
-    patience: int = 2
-    num_threads: int = 2
-    seed: int = 0
+class BertRunConfig(
+    config_from_dataclass(
+        BertTrainConfig,
+        base=TrainConfig,
+        fields={"model_dir": (str, Field("", description=f"local transformers directory; empty = ${BERT_DIR_ENV}"))},
+    )
+):
+    """Run config of models/<scheme>/bert: TrainConfig and every BertTrainConfig option."""
 
-    def model_config_object(self):
-        from dagster_autotag.train.bert import BertTrainConfig
-
+    def to_dataclass(self) -> BertTrainConfig:
         model_dir = self.model_dir or os.environ.get(BERT_DIR_ENV, "")
         if not model_dir or not Path(model_dir).is_dir():
             raise ValueError(
                 f"BERT needs a local transformers directory: set {BERT_DIR_ENV} or model_dir in run config "
                 f"(got {model_dir!r})"
             )
-        return BertTrainConfig(
-            model_dir=model_dir,
-            max_len=self.max_len,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            warmup_ratio=self.warmup_ratio,
-            patience=self.patience,
-            num_threads=self.num_threads,
-            seed=self.seed,
-        )
+        return super().to_dataclass(model_dir=model_dir)
 
 
-CONFIGS = {"linear": LinearTrainConfig, "textcnn": TextCNNTrainConfig, "bert": BertTrainConfigDg}
+CONFIGS = {"linear": LinearTrainConfig, "textcnn": TextCNNTrainConfig, "bert": BertRunConfig}
 
 
 def enabled_kinds() -> list[str]:
@@ -172,7 +101,7 @@ def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: 
     options = TrainingOptions(config.threshold_mode, config.precision_floor, config.top_k or None)
 
     def fit(dataset_dir: Path, on_epoch):
-        return train_scheme_model(kind, config.model_config_object(), dataset_dir, options, on_epoch)
+        return train_scheme_model(kind, config.to_dataclass(), dataset_dir, options, on_epoch)
 
     return track_and_register(context, scheme, kind, config, lake, tracking, fit)
 

@@ -68,10 +68,10 @@ def test_pos_weight_is_capped_and_safe_for_labels_without_positives():
 
 
 def test_asset_config_falls_back_to_the_environment_model_dir(tmp_path, monkeypatch):
-    from dagster_autotag.train.assets import BERT_DIR_ENV, BertTrainConfigDg
+    from dagster_autotag.train.assets import BERT_DIR_ENV, BertRunConfig
 
     monkeypatch.setenv(BERT_DIR_ENV, str(tmp_path))
-    assert BertTrainConfigDg().model_config_object().model_dir == str(tmp_path)
+    assert BertRunConfig().to_dataclass().model_dir == str(tmp_path)
     monkeypatch.setenv(BERT_DIR_ENV, str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="missing"):
-        BertTrainConfigDg().model_config_object()
+        BertRunConfig().to_dataclass()

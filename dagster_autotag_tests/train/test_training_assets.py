@@ -61,7 +61,7 @@ def test_a_worse_challenger_is_registered_but_not_promoted(home_copy, monkeypatc
     )
     asset = next(a for a in defs.assets if dg.AssetKey(["models", "p0_newcar", "linear"]) in a.keys)
     # C = 1e-6: weights squeezed to ~0, probabilities near the base rate, nothing reaches the precision floor
-    worse = {"c": 1e-6, "class_weight_balanced": False, "promotion_tolerance": 0.0}
+    worse = {"c": 1e-6, "class_weight": None, "promotion_tolerance": 0.0}
     config = {"ops": {"models__p0_newcar__linear": {"config": worse}}}
     result = dg.materialize([asset], resources=defs.resources, run_config=config)
     meta = materializations(result)["models/p0_newcar/linear"]
