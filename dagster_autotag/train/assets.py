@@ -1,27 +1,29 @@
 """models/<scheme>/<kind>: train on datasets/<scheme>, track in MLflow, register, promote.
 
 One asset per scheme and model type (linear, textcnn; bert when AUTOTAG_BERT_MODEL_DIR names a
-local transformers directory). Each materialisation is one MLflow run: params, per-epoch
-metrics, test metrics, artifacts, the pyfunc registered with alias `challenger`, then the
+local transformers directory). Each materialisation is one MLflow run (train/tracking.py): params,
+per-epoch metrics, test metrics, artifacts, the pyfunc registered with alias `challenger`, then the
 promotion gate that moves `champion`. All training assets share the pool `autotag_training`
 (limit 1 in the instance's dagster.yaml), so only one training runs at a time.
+
+Run config: TrainConfig (thresholds, promotion) plus every option of the model type's dataclass
+(train/configs.py), derived by run_config.py, so an option is declared once.
 """
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from dagster_autotag.corpus.config import Scheme
-from dagster_autotag.corpus.dataset import DATASETS_LAYER, MANIFEST
+from dagster_autotag.layers import DATASETS_LAYER
 from dagster_autotag.metadata import path_value
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.run_config import config_from_dataclass
 from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig
 from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.train.tracking import Fit, TrackedRun, per_label_markdown, track_and_register
 
 TRAINING_POOL = "autotag_training"
 BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
@@ -95,7 +97,14 @@ def build_training_asset(scheme: Scheme, kind: str) -> dg.AssetsDefinition:
     return train_model
 
 
-def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: LakeResource, tracking: MlflowResource):
+def run_training(
+    context: dg.AssetExecutionContext,
+    scheme: Scheme,
+    kind: str,
+    config: "LinearTrainConfig | TextCNNTrainConfig | BertRunConfig",
+    lake: LakeResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
     from dagster_autotag.train.scheme_model import TrainingOptions, train_scheme_model
 
     options = TrainingOptions(config.threshold_mode, config.precision_floor, config.top_k or None)
@@ -103,77 +112,47 @@ def run_training(context, scheme: Scheme, kind: str, config: TrainConfig, lake: 
     def fit(dataset_dir: Path, on_epoch):
         return train_scheme_model(kind, config.to_dataclass(), dataset_dir, options, on_epoch)
 
-    return track_and_register(context, scheme, kind, config, lake, tracking, fit)
+    return track(context, scheme, kind, config, lake, mlflow, fit)
 
 
-def track_and_register(context, scheme: Scheme, kind: str, config: TrainConfig, lake, tracking: MlflowResource, fit):
-    """One MLflow run around `fit(dataset_dir, on_epoch) -> TrainingResult`: params, per-epoch and
-    test metrics, evaluation artifacts, the pyfunc registered as challenger, then the promotion gate."""
-    import mlflow as mlflow_api
-
-    from dagster_autotag.train.evaluate import to_json
-    from dagster_autotag.train.registry import load_scheme_model, log_scheme_model, promote, registered_model_name
-    from dagster_autotag.train.scheme_model import SplitData, score_on_split
-
-    dataset_dir = lake.lake() / DATASETS_LAYER / scheme.name
-    if not (dataset_dir / MANIFEST).exists():
-        raise FileNotFoundError(f"no dataset at {dataset_dir}: materialize datasets/{scheme.name} first")
-    manifest = json.loads((dataset_dir / MANIFEST).read_text(encoding="utf-8"))
-    name = registered_model_name(scheme.name, kind)
-
-    with tracking.run(run_name=f"{scheme.name}-{kind}", tags={"scheme": scheme.name, "kind": kind}) as run:
-        mlflow_api.log_params({f"cfg.{k}": v for k, v in config.model_dump().items()})
-        mlflow_api.log_params(
-            {
-                "dataset.window": f"{manifest['window']['start']}..{manifest['window']['end']}",
-                **{f"dataset.rows.{s}": n for s, n in manifest["rows"].items()},
-                "dataset.labels": len(manifest["labels"]),
-            }
-        )
-
-        def on_epoch(task: str, epoch: int, metrics: dict) -> None:
-            mlflow_api.log_metrics({f"{task}.{k}": float(v) for k, v in metrics.items()}, step=epoch)
-            context.log.info(f"{task} epoch {epoch}: {metrics}")
-
-        result = fit(dataset_dir, on_epoch)
-        summary = {k: v for k, v in result.test.summary.items() if isinstance(v, (int, float)) and v is not None}
-        mlflow_api.log_metrics({f"test.{k}": float(v) for k, v in summary.items()})
-        mlflow_api.log_metrics({f"seconds.{k}": v for k, v in result.seconds.items()})
-        with tempfile.TemporaryDirectory() as tmp:
-            artifacts, model_dir = Path(tmp) / "artifacts", Path(tmp) / "model"
-            artifacts.mkdir()
-            result.model.save(model_dir)
-            write_artifacts(artifacts, result, manifest, to_json)
-            mlflow_api.log_artifacts(str(artifacts), artifact_path="evaluation")
-            logged = log_scheme_model(model_dir, name, _example_texts(dataset_dir))
-        test = SplitData.read(dataset_dir / "test.parquet", manifest["labels"])
-        decision = promote(
-            name,
-            lambda uri: score_on_split(load_scheme_model(uri), test, config.promotion_metric),
-            config.promotion_tolerance,
-        )
-        mlflow_api.set_tags(
-            {"promotion": "promoted" if decision.promoted else "kept champion", "promotion.reason": decision.reason}
-        )
-        run_id = run.info.run_id
-    context.log.info(f"{name} v{logged.version}: {decision.reason}")
-    shipped = set(result.shipped_labels())
-    return dg.MaterializeResult(
-        metadata={
-            "mlflow_run": dg.MetadataValue.text(tracking.run_url(run_id)),
-            "mlflow_run_id": run_id,
-            "registered_model": f"{name} v{logged.version}",
-            "promoted": decision.promoted,
-            "promotion": decision.reason,
-            **{f"test_{k}": round(float(v), 4) for k, v in summary.items() if k.startswith(("micro", "macro"))},
-            "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
-            "per_label": dg.MetadataValue.md(
-                per_label_markdown(result.test.per_label, shipped, set(result.rare_labels))
-            ),
-            "pr_curves": dg.MetadataValue.md(_png_markdown(result.test.pr_curve_png(), "PR curves")),
-            "dataset": path_value(dataset_dir),
-        }
+def track(
+    context: dg.AssetExecutionContext,
+    scheme: Scheme,
+    kind: str,
+    config: TrainConfig,
+    lake: LakeResource,
+    mlflow: MlflowResource,
+    fit: Fit,
+) -> dg.MaterializeResult:
+    """`fit` in one MLflow run (train/tracking.py), reported as the asset's metadata."""
+    tracked = track_and_register(
+        mlflow,
+        scheme.name,
+        kind,
+        lake.lake() / DATASETS_LAYER / scheme.name,
+        fit,
+        params=config.model_dump(),
+        promotion_metric=config.promotion_metric,
+        promotion_tolerance=config.promotion_tolerance,
+        log=context.log.info,
     )
+    return dg.MaterializeResult(metadata=training_metadata(tracked))
+
+
+def training_metadata(tracked: TrackedRun) -> dict:
+    shipped = set(tracked.shipped_labels)
+    return {
+        "mlflow_run": dg.MetadataValue.text(tracked.run_url),
+        "mlflow_run_id": tracked.run_id,
+        "registered_model": tracked.registered_model,
+        "promoted": tracked.promotion.promoted,
+        "promotion": tracked.promotion.reason,
+        **{f"test_{k}": round(float(v), 4) for k, v in tracked.summary.items() if k.startswith(("micro", "macro"))},
+        "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
+        "per_label": dg.MetadataValue.md(per_label_markdown(tracked.test.per_label, shipped, set(tracked.rare_labels))),
+        "pr_curves": dg.MetadataValue.md(_png_markdown(tracked.test.pr_curve_png(), "PR curves")),
+        "dataset": path_value(tracked.dataset_dir),
+    }
 
 
 class EnsembleConfig(TrainConfig):
@@ -198,70 +177,29 @@ def build_ensemble_asset(scheme: Scheme) -> dg.AssetsDefinition:
         f"precision), evaluated on the same test split and registered as autotag.{scheme.name}.ensemble.",
     )
     def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, lake: LakeResource, mlflow: MlflowResource):
-        from dagster_autotag.train.ensemble import build_ensemble
-        from dagster_autotag.train.registry import CHAMPION, load_scheme_model, registered_model_name
-
-        kinds = config.members or members
-
-        def fit(dataset_dir: Path, on_epoch):  # runs inside the MLflow run, so the registry is set
-            uris = [f"models:/{registered_model_name(scheme.name, k)}@{CHAMPION}" for k in kinds]
-            champions = [load_scheme_model(uri) for uri in uris]
-            return build_ensemble(
-                champions,
-                config.method,
-                dataset_dir,
-                config.threshold_mode,
-                config.precision_floor,
-                config.top_k or None,
-            )
-
-        return track_and_register(context, scheme, "ensemble", config, lake, mlflow, fit)
+        fit = ensemble_fit(scheme, config.members or members, config)
+        return track(context, scheme, "ensemble", config, lake, mlflow, fit)
 
     return ensemble
 
 
-def write_artifacts(folder: Path, result, manifest: dict, to_json) -> None:
-    (folder / "label_map.json").write_text(
-        json.dumps({"targets": result.model.targets, "rare_labels": result.rare_labels}, ensure_ascii=False, indent=1),
-        encoding="utf-8",
-    )
-    model = result.model
-    if model.thresholds is not None:
-        thresholds = model.thresholds.to_dict(model.targets)
-    else:  # an agreement ensemble decides with each member's own thresholds
-        thresholds = {"agreement_of": [{"kind": m.kind, **m.thresholds.to_dict(m.targets)} for m in model.members]}
-    (folder / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
-    metrics = {"test": to_json(result.test), "dev": to_json(result.dev), "seconds": result.seconds, "dataset": manifest}
-    (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
-    result.test.pr_curve_png(folder / "pr_curves.png")
-    result.test.bad_cases.write_csv(folder / "bad_cases.csv")
-    result.test.per_label.write_csv(folder / "per_label.csv")
-    result.test.co_occurrence_errors.write_csv(folder / "co_occurrence_errors.csv")
+def ensemble_fit(scheme: Scheme, kinds: list[str], config: EnsembleConfig) -> Fit:
+    """Combines the champions of `kinds`; runs inside the MLflow run, so the registry is set."""
 
+    def fit(dataset_dir: Path, on_epoch):
+        from dagster_autotag.train.ensemble import build_ensemble
+        from dagster_autotag.train.registry import CHAMPION, load_scheme_model, registered_model_name
 
-def per_label_markdown(per_label, shipped: set[str], rare: set[str]) -> str:
-    lines = [
-        "| label | P | R | F1 | support | right / predict / standard | ship |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in per_label.iter_rows(named=True):
-        flag = ("✅" if r["label"] in shipped else "❌ below precision floor") + (
-            " · rare" if r["label"] in rare else ""
+        uris = [f"models:/{registered_model_name(scheme.name, k)}@{CHAMPION}" for k in kinds]
+        champions = [load_scheme_model(uri) for uri in uris]
+        return build_ensemble(
+            champions, config.method, dataset_dir, config.threshold_mode, config.precision_floor, config.top_k or None
         )
-        lines.append(
-            f"| {r['label']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} | "
-            f"{r['right']} / {r['predict']} / {r['standard']} | {flag} |"
-        )
-    return "\n".join(lines)
+
+    return fit
 
 
 def _png_markdown(png: bytes, alt: str) -> str:
     import base64
 
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
-def _example_texts(dataset_dir: Path) -> list[str]:
-    import polars as pl
-
-    return pl.read_parquet(dataset_dir / "test.parquet", columns=["text"]).head(3)["text"].to_list()
