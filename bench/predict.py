@@ -56,7 +56,6 @@ TARGET_S = 60.0
 # models/p0_newcar/textcnn run config: TextCNNTrainConfig's architecture (char, max_len 128, embedding
 # 128, kernels 2,3,4 × 128 filters), fewer epochs than its 10 so the setup stays short.
 TEXTCNN = {"max_epochs": 3, "patience": 1}
-CORPUS_COLUMNS = ["itemid", "dtype", "text", "rule_labels", "has_asr", "has_ocr"]
 
 
 def log(msg: str) -> None:
@@ -125,6 +124,7 @@ def train_model(kind: str, config: dict) -> dict:
 def build_home(days: int, items: int, seed: int) -> dict:
     """Sample exports → daily_ingest per day → build_datasets, in the current AUTOTAG_HOME."""
     from dagster_autotag.demo import ensure_dagster_home, run_daily_job, run_datasets_job
+    from dagster_autotag.layers import DATASETS_LAYER
     from dagster_autotag.sample.generator import generate_landing
     from dagster_autotag.settings import lake_dir, landing_dir
 
@@ -138,7 +138,7 @@ def build_home(days: int, items: int, seed: int) -> dict:
     datasets = run_datasets_job(window_days=days)
     if not datasets.success:
         raise SystemExit("build_datasets failed")
-    manifest = json.loads((lake_dir() / "datasets" / SCHEME / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((lake_dir() / DATASETS_LAYER / SCHEME / "manifest.json").read_text(encoding="utf-8"))
     return {
         "generate_s": round(generated, 1),
         "daily_s": round(sum(r.seconds for r in runs), 1),
@@ -170,6 +170,7 @@ def child_big_day(args) -> dict:
 
     from dagster_autotag.demo import ensure_dagster_home, run_daily_job
     from dagster_autotag.lake import read_partition
+    from dagster_autotag.layers import CORPUS_ITEMS, CORPUS_LAYER
     from dagster_autotag.sample.generator import generate_landing
     from dagster_autotag.settings import lake_dir, landing_dir
 
@@ -181,7 +182,7 @@ def child_big_day(args) -> dict:
     (run,) = run_daily_job([dt])
     if not run.success:
         raise SystemExit(f"daily_ingest {dt} failed")
-    rows = read_partition(lake_dir(), "corpus", "items", dt).select(pl.len()).collect().item()
+    rows = read_partition(lake_dir(), CORPUS_LAYER, CORPUS_ITEMS, dt).select(pl.len()).collect().item()
     return {"dt": dt, "generate_s": round(generated, 1), "daily_s": round(run.seconds, 1), "corpus_rows": rows}
 
 
@@ -291,23 +292,24 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
 
     with timer("import"):
         from dagster_autotag.lake import PART_FILE, read_partition, staged_partition, write_parquet
+        from dagster_autotag.layers import CORPUS_ITEMS, CORPUS_LAYER, DAILY_LABELS, DATASETS_LAYER, PREDICTIONS_LAYER
         from dagster_autotag.metadata import counts_table, preview
         from dagster_autotag.predict.assets import (
+            CORPUS_COLUMNS,
             TABLE_COLUMNS,
             PredictConfig,
-            corpus_input_drift,
-            label_counts,
             label_drift_check,
             scheme_label_drift,
         )
-        from dagster_autotag.predict.batch import predict_items, with_model_columns
+        from dagster_autotag.predict.batch import label_counts, predict_items, with_model_columns
         from dagster_autotag.predict.champion import Champion, find_champion
+        from dagster_autotag.predict.inputs import corpus_input_drift
         from dagster_autotag.predict.reference import reference_rows
         from dagster_autotag.train.registry import default_tracking_uri, load_scheme_model
     set_torch_threads(torch_threads)
     config = PredictConfig(schemes=[SCHEME], model_kinds={SCHEME: kind})
     with timer("read corpus"):
-        corpus = read_partition(lake, "corpus", "items", dt).select(CORPUS_COLUMNS).collect()
+        corpus = read_partition(lake, CORPUS_LAYER, CORPUS_ITEMS, dt).select(CORPUS_COLUMNS).collect()
     corpus_rows = corpus.height
     if n_items:
         corpus = corpus.sample(n_items, seed=0)
@@ -329,7 +331,7 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
     with timer("predict"):
         rows = predict_items(corpus, champion.model, config.batch_size)
     predict_parts = dict(predict_timer.seconds)
-    dataset_dir = home_lake / "datasets" / SCHEME
+    dataset_dir = home_lake / DATASETS_LAYER / SCHEME
     reference_n = reference_rows(dataset_dir, config.reference_splits, config.reference_max_rows).height
     cache = home_lake.parent / "scratch" / "reference-cache"
     shutil.rmtree(cache, ignore_errors=True)  # the first day of a champion: the reference is computed
@@ -341,13 +343,13 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
         rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, datetime.now(UTC))
         table = rows.with_columns(pl.lit(SCHEME).alias("scheme")).select(TABLE_COLUMNS)
     with timer("input drift"):
-        inputs = corpus_input_drift(lake, dt, corpus, config)
+        inputs = corpus_input_drift(lake, dt, corpus, config.input_reference_days, config.thresholds())
     with timer("metadata"):
         counts_table(label_counts(table, corpus), key="scheme: label")
         label_drift_check({SCHEME: drift}, config.thresholds())
         preview(table, ["scheme", "itemid", "dtype", "labels", "gate_score", "labels_all"])
     with timer("write"):
-        with staged_partition(home_lake.parent / "scratch", "predictions", "daily_labels", dt) as staging:
+        with staged_partition(home_lake.parent / "scratch", PREDICTIONS_LAYER, DAILY_LABELS, dt) as staging:
             write_parquet(table.to_arrow(), staging / PART_FILE)
     return {
         "seconds": timer.seconds,

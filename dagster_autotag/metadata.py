@@ -36,6 +36,17 @@ def counts_table(counts: Mapping[str, int], key: str = "reason") -> dg.MarkdownM
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def table_value(frame: pl.DataFrame) -> dg.TableMetadataValue:
+    """The whole frame as a table (floats rounded to 4 places); see `preview` for the first rows."""
+
+    def cell(v):
+        return round(v, 4) if isinstance(v, float) else v
+
+    records = [dg.TableRecord({k: cell(v) for k, v in r.items()}) for r in frame.iter_rows(named=True)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in frame.schema.items()])
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
 def path_value(path: Path) -> dg.PathMetadataValue:
     return dg.MetadataValue.path(str(path))
 

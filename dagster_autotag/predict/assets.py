@@ -9,7 +9,7 @@ partition on its own refuses too (run config `force: true` overrides it, on purp
 
 import json
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,12 +18,26 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from dagster_autotag.corpus.config import Scheme
-from dagster_autotag.corpus.dataset import CORPUS_ITEMS, CORPUS_LAYER, DATASETS_LAYER, corpus_partitions
 from dagster_autotag.lake import PART_FILE, partition_dir, read_partition, staged_partition, write_parquet
-from dagster_autotag.metadata import check_specs, counts_table, path_value, preview
+from dagster_autotag.layers import (
+    CORPUS_ITEMS,
+    CORPUS_LAYER,
+    DAILY_LABELS,
+    DATASETS_LAYER,
+    PREDICTIONS_LAYER,
+    PUBLISHED_LAYER,
+)
+from dagster_autotag.metadata import check_specs, counts_table, path_value, preview, table_value
 from dagster_autotag.partitions import daily_partitions
-from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA, predict_items, with_model_columns
-from dagster_autotag.predict.champion import Champion, NoChampionError, kind_chain, load_champion
+from dagster_autotag.predict.batch import (
+    MODEL_SCHEMA,
+    PREDICTION_SCHEMA,
+    label_counts,
+    predict_items,
+    with_model_columns,
+)
+from dagster_autotag.predict.champion import Champion, MissingChampionsError, load_champions
+from dagster_autotag.predict.inputs import corpus_input_drift
 from dagster_autotag.predict.reference import (
     REFERENCE_MAX_ROWS,
     REFERENCE_SPLITS,
@@ -37,21 +51,18 @@ from dagster_autotag.quality.drift import (
     DriftResult,
     DriftThresholds,
     drift_markdown,
-    input_drift,
     label_drift,
     worst,
 )
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.mlflow_resource import MlflowResource
 
-PREDICTIONS = "predictions"
-DAILY_LABELS = "daily_labels"
-PUBLISHED_LAYER = "published"
-LABELS_KEY = dg.AssetKey([PREDICTIONS, DAILY_LABELS])
-PUBLISHED_KEY = dg.AssetKey([PREDICTIONS, "published"])
+LABELS_KEY = dg.AssetKey([PREDICTIONS_LAYER, DAILY_LABELS])
+PUBLISHED_KEY = dg.AssetKey([PREDICTIONS_LAYER, PUBLISHED_LAYER])
 CORPUS_ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
+GROUP = "predictions"
 DRIFT_FILE = "drift.json"
-REFERENCE_CACHE = Path(PREDICTIONS) / "_reference"  # under the lake: label profiles per champion and dataset
+REFERENCE_CACHE = Path(PREDICTIONS_LAYER) / "_reference"  # under the lake: label profiles per champion and dataset
 TABLE_COLUMNS = ["scheme", *PREDICTION_SCHEMA, *MODEL_SCHEMA]
 CORPUS_COLUMNS = ["itemid", "dtype", "text", "rule_labels", "has_asr", "has_ocr"]
 CHECK_SEVERITY = {WARN: dg.AssetCheckSeverity.WARN, ERROR: dg.AssetCheckSeverity.ERROR}
@@ -89,13 +100,15 @@ class PublishConfig(dg.Config):
 def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble") -> list[dg.AssetsDefinition]:
     """model_kind: the default per scheme, falling back ensemble → bert → textcnn → linear to the
     first kind that has a champion."""
-    names = [s.name for s in schemes]
+    return [build_daily_labels_asset([s.name for s in schemes], model_kind), build_published_asset()]
 
+
+def build_daily_labels_asset(names: list[str], model_kind: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=LABELS_KEY,
         deps=[CORPUS_ITEMS_KEY],
         partitions_def=daily_partitions,
-        group_name=PREDICTIONS,
+        group_name=GROUP,
         kinds={"mlflow", "polars", "parquet"},
         check_specs=check_specs(
             LABELS_KEY,
@@ -119,29 +132,16 @@ def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble")
         dt = context.partition_key
         root = lake.lake()
         corpus = read_partition(root, CORPUS_LAYER, CORPUS_ITEMS, dt).select(CORPUS_COLUMNS).collect()
-        champions = load_champions(context, config, mlflow.uri(), names, model_kind)
-        predicted_at = datetime.now(UTC)
-        frames, drifts = [], {}
-        for champion in champions:
-            scheme = champion.scheme
-
-            def progress(done: int, total: int, scheme: str = scheme) -> None:
-                context.log.info(f"{scheme}: predicted {done:,} / {total:,} items")
-
-            rows = predict_items(corpus, champion.model, config.batch_size, progress, config.top_k or None)
-            dataset_dir = root / DATASETS_LAYER / scheme
-            drifts[scheme] = scheme_label_drift(champion, rows, dataset_dir, root / REFERENCE_CACHE, config)
-            rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, predicted_at)
-            frames.append(rows.with_columns(pl.lit(scheme).alias("scheme")).select(TABLE_COLUMNS))
-        table = pl.concat(frames)
-        inputs = corpus_input_drift(root, dt, corpus, config)
+        champions = resolve_champions(context, config, mlflow.uri(), names, model_kind)
+        table, drifts = predict_schemes(context, champions, corpus, root, config)
+        inputs = corpus_input_drift(root, dt, corpus, config.input_reference_days, config.thresholds())
         label_severity, label_check = label_drift_check(drifts, config.thresholds())
         verdict = {
             "label_drift": label_severity,
             "input_drift": inputs.severity if inputs else OK,
             "models": {c.scheme: c.describe() for c in champions},
         }
-        with staged_partition(root, PREDICTIONS, DAILY_LABELS, dt) as staging:
+        with staged_partition(root, PREDICTIONS_LAYER, DAILY_LABELS, dt) as staging:
             write_parquet(table.to_arrow(), staging / PART_FILE)
             (staging / DRIFT_FILE).write_text(json.dumps(verdict, ensure_ascii=False, indent=1), encoding="utf-8")
         return dg.MaterializeResult(
@@ -152,17 +152,21 @@ def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble")
                 "models": dg.MetadataValue.json({c.scheme: model_json(c) for c in champions}),
                 "label_counts": counts_table(label_counts(table, corpus), key="scheme: label"),
                 "label_drift": verdict["label_drift"],
-                "path": path_value(partition_dir(root, PREDICTIONS, DAILY_LABELS, dt)),
+                "path": path_value(partition_dir(root, PREDICTIONS_LAYER, DAILY_LABELS, dt)),
                 "preview": preview(table, ["scheme", "itemid", "dtype", "labels", "gate_score", "labels_all"]),
             },
             check_results=[label_check, input_drift_check(inputs, config.input_reference_days)],
         )
 
+    return daily_labels
+
+
+def build_published_asset() -> dg.AssetsDefinition:
     @dg.asset(
         key=PUBLISHED_KEY,
         deps=[LABELS_KEY],
         partitions_def=daily_partitions,
-        group_name=PREDICTIONS,
+        group_name=GROUP,
         kinds={"parquet"},
         description="The day's predictions where consumers read them (lake/published/daily_labels/dt=…), only "
         "when label_drift was not ERROR for that partition.",
@@ -170,12 +174,8 @@ def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble")
     def published(context: dg.AssetExecutionContext, config: PublishConfig, lake: LakeResource) -> dg.MaterializeResult:
         dt = context.partition_key
         root = lake.lake()
-        source = partition_dir(root, PREDICTIONS, DAILY_LABELS, dt)
-        if not (source / PART_FILE).exists():
-            raise FileNotFoundError(f"predictions/daily_labels has no partition {dt} at {source}; materialize it first")
-        verdict = (
-            json.loads((source / DRIFT_FILE).read_text(encoding="utf-8")) if (source / DRIFT_FILE).exists() else {}
-        )
+        source = partition_dir(root, PREDICTIONS_LAYER, DAILY_LABELS, dt)
+        verdict = drift_verdict(source, dt)
         if verdict.get("label_drift") == ERROR and not config.force:
             raise dg.Failure(
                 description=f"not publishing {dt}: label_drift was ERROR for predictions/daily_labels {dt} "
@@ -193,29 +193,61 @@ def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble")
             }
         )
 
-    return [daily_labels, published]
+    return published
 
 
-def load_champions(context, config: PredictConfig, uri: str, names: list[str], model_kind: str) -> list[Champion]:
-    unknown = sorted(set(config.schemes) - set(names))
-    if unknown:
-        raise ValueError(f"run config names schemes {unknown} this code location does not predict; have {names}")
-    champions, missing = [], []
-    for scheme in config.schemes or names:
-        explicit = scheme in config.model_kinds
-        kinds = kind_chain(config.model_kinds.get(scheme, model_kind), explicit)
-        try:
-            champions.append(load_champion(uri, scheme, kinds))
-        except NoChampionError as exc:
-            missing.append(str(exc))
-            continue
-        context.log.info(f"{scheme}: predicting with {champions[-1].describe()}")
-    if missing and (not config.skip_schemes_without_champion or not champions):
+def drift_verdict(source: Path, dt: str) -> dict:
+    """The verdict daily_labels wrote next to partition `dt` ({} when it wrote none)."""
+    if not (source / PART_FILE).exists():
+        raise FileNotFoundError(f"predictions/daily_labels has no partition {dt} at {source}; materialize it first")
+    return json.loads((source / DRIFT_FILE).read_text(encoding="utf-8")) if (source / DRIFT_FILE).exists() else {}
+
+
+def resolve_champions(
+    context: dg.AssetExecutionContext, config: PredictConfig, uri: str, names: list[str], model_kind: str
+) -> list[Champion]:
+    """predict/champion.py's load_champions; schemes without a champion fail the run (dg.Failure), or
+    are skipped with a warning when the run config allows it."""
+    try:
+        champions, skipped = load_champions(
+            uri,
+            names,
+            model_kind,
+            schemes=config.schemes,
+            model_kinds=config.model_kinds,
+            skip_missing=config.skip_schemes_without_champion,
+            log=context.log.info,
+        )
+    except MissingChampionsError as exc:
         # dg.Failure: the UI shows its description first, not a wrapped stack trace
-        raise dg.Failure(description="\n".join(missing), metadata={"schemes_without_champion": len(missing)})
-    for message in missing:
+        raise dg.Failure(description=str(exc), metadata={"schemes_without_champion": len(exc.messages)}) from exc
+    for message in skipped:
         context.log.warning(f"skipped: {message}")
     return champions
+
+
+def predict_schemes(
+    context: dg.AssetExecutionContext,
+    champions: list[Champion],
+    corpus: pl.DataFrame,
+    root: Path,
+    config: PredictConfig,
+) -> tuple[pl.DataFrame, dict[str, DriftResult | str]]:
+    """(every champion's rows in TABLE_COLUMNS, label drift per scheme)."""
+    predicted_at = datetime.now(UTC)
+    frames, drifts = [], {}
+    for champion in champions:
+        scheme = champion.scheme
+
+        def progress(done: int, total: int, scheme: str = scheme) -> None:
+            context.log.info(f"{scheme}: predicted {done:,} / {total:,} items")
+
+        rows = predict_items(corpus, champion.model, config.batch_size, progress, config.top_k or None)
+        dataset_dir = root / DATASETS_LAYER / scheme
+        drifts[scheme] = scheme_label_drift(champion, rows, dataset_dir, root / REFERENCE_CACHE, config)
+        rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, predicted_at)
+        frames.append(rows.with_columns(pl.lit(scheme).alias("scheme")).select(TABLE_COLUMNS))
+    return pl.concat(frames), drifts
 
 
 def scheme_label_drift(
@@ -257,21 +289,6 @@ def label_drift_check(
     )
 
 
-def corpus_input_drift(root: Path, dt: str, corpus: pl.DataFrame, config: PredictConfig) -> DriftResult | None:
-    """corpus/items of `dt` against the materialised days in the `input_reference_days` before it."""
-    start = date.fromisoformat(dt) - timedelta(days=config.input_reference_days)
-    earlier = [d for d in corpus_partitions(root) if start <= date.fromisoformat(d) < date.fromisoformat(dt)]
-    if not earlier:
-        return None
-    columns = ["dtype", "text", "has_asr", "has_ocr"]
-    reference = pl.concat(
-        [read_partition(root, CORPUS_LAYER, CORPUS_ITEMS, d).select(columns).collect() for d in earlier]
-    )
-    result = input_drift(reference, corpus, config.thresholds())
-    result.notes.append(f"reference days {earlier[0]} … {earlier[-1]} ({len(earlier)})")
-    return result
-
-
 def input_drift_check(result: DriftResult | None, days: int) -> dg.AssetCheckResult:
     if result is None:
         return dg.AssetCheckResult(
@@ -294,14 +311,6 @@ def input_drift_check(result: DriftResult | None, days: int) -> dg.AssetCheckRes
     )
 
 
-def label_counts(table: pl.DataFrame, corpus: pl.DataFrame) -> dict[str, int]:
-    """Items per predicted label and scheme, and per rule label (counted once, not per scheme)."""
-    model = table.select("scheme", pl.col("labels").alias("label")).explode("label").drop_nulls("label")
-    counts = {f"{r[0]}: {r[1]}": r[2] for r in model.group_by("scheme", "label").len().iter_rows()}
-    rules = corpus["rule_labels"].explode().drop_nulls().value_counts()
-    return counts | {f"rules: {label}": n for label, n in rules.iter_rows()}
-
-
 def model_json(champion: Champion) -> dict:
     return {
         "name": champion.name,
@@ -310,12 +319,3 @@ def model_json(champion: Champion) -> dict:
         "run_id": champion.run_id,
         "shipped": champion.model.shipped_targets(),
     }
-
-
-def table_value(frame: pl.DataFrame) -> dg.TableMetadataValue:
-    def cell(v):
-        return round(v, 4) if isinstance(v, float) else v
-
-    records = [dg.TableRecord({k: cell(v) for k, v in r.items()}) for r in frame.iter_rows(named=True)]
-    schema = dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in frame.schema.items()])
-    return dg.MetadataValue.table(records=records, schema=schema)

@@ -118,3 +118,12 @@ def with_model_columns(
         pl.lit(run_id, dtype=pl.String).alias("model_run_id"),
         pl.lit(predicted_at).cast(MODEL_SCHEMA["predicted_at"]).alias("predicted_at"),
     )
+
+
+def label_counts(table: pl.DataFrame, corpus: pl.DataFrame) -> dict[str, int]:
+    """Items per predicted label and scheme (`table`: rows of several schemes, with `scheme`), and per
+    rule label of the corpus (counted once, not per scheme)."""
+    model = table.select("scheme", pl.col("labels").alias("label")).explode("label").drop_nulls("label")
+    counts = {f"{r[0]}: {r[1]}": r[2] for r in model.group_by("scheme", "label").len().iter_rows()}
+    rules = corpus["rule_labels"].explode().drop_nulls().value_counts()
+    return counts | {f"rules: {label}": n for label, n in rules.iter_rows()}

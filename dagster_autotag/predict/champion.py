@@ -3,6 +3,7 @@
 No Dagster; mlflow is imported inside functions (1–2 s), like train/registry.py.
 """
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dagster_autotag.train.registry import CHAMPION, load_scheme_model, registered_model_name
@@ -13,6 +14,14 @@ KIND_FALLBACK = ("ensemble", "bert", "textcnn", "linear")
 
 class NoChampionError(LookupError):
     pass
+
+
+class MissingChampionsError(NoChampionError):
+    """Schemes without a champion (one message each), when they may not be skipped."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
 
 
 @dataclass
@@ -67,3 +76,34 @@ def load_champion(tracking_uri: str, scheme: str, kinds: list[str]) -> Champion:
     kind, name, version, run_id = find_champion(mlflow.MlflowClient(tracking_uri), scheme, kinds)
     model = load_scheme_model(f"models:/{name}/{version}")
     return Champion(scheme, kind, name, version, run_id, model)
+
+
+def load_champions(
+    tracking_uri: str,
+    names: Sequence[str],
+    default_kind: str,
+    schemes: Sequence[str] = (),
+    model_kinds: Mapping[str, str] | None = None,
+    skip_missing: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> tuple[list[Champion], list[str]]:
+    """(champions, messages of the schemes skipped) for `schemes` (empty: all `names`). A scheme in
+    `model_kinds` uses that kind only; the others `default_kind` and the simpler ones after it.
+    Raises MissingChampionsError when a scheme has none, unless `skip_missing` and another has one."""
+    model_kinds = model_kinds or {}
+    unknown = sorted(set(schemes) - set(names))
+    if unknown:
+        raise ValueError(f"run config names schemes {unknown} this code location does not predict; have {names}")
+    champions, missing = [], []
+    for scheme in schemes or names:
+        explicit = scheme in model_kinds
+        kinds = kind_chain(model_kinds.get(scheme, default_kind), explicit)
+        try:
+            champions.append(load_champion(tracking_uri, scheme, kinds))
+        except NoChampionError as exc:
+            missing.append(str(exc))
+            continue
+        log(f"{scheme}: predicting with {champions[-1].describe()}")
+    if missing and (not skip_missing or not champions):
+        raise MissingChampionsError(missing)
+    return champions, missing
