@@ -4,43 +4,46 @@ Thin: read the lake, call corpus/*.py, write, report. The corpus config is read 
 location loads, so a new scheme in corpus.yaml shows up as a new datasets/<scheme> asset.
 """
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from dagster_autotag.corpus.chart import distribution_chart
 from dagster_autotag.corpus.config import CorpusConfig, Scheme
-from dagster_autotag.corpus.dataset import (
-    CORPUS_ITEMS,
-    CORPUS_LAYER,
-    DATASETS_LAYER,
-    DatasetResult,
-    build_dataset,
-    distribution_text,
-    markdown_table,
-    window,
-)
+from dagster_autotag.corpus.dataset import DatasetResult, build_dataset, distribution_text, markdown_table, window
 from dagster_autotag.corpus.distribution import distribution_markdown, label_distribution
-from dagster_autotag.corpus.items import build_corpus_items
+from dagster_autotag.corpus.items import CorpusItemsResult, build_corpus_items, item_label_counts
 from dagster_autotag.corpus.schemes import scheme_label_set
 from dagster_autotag.corpus.splits import SPLITS, SplitOptions
 from dagster_autotag.lake import PART_FILE, read_partition, staged_partition, write_parquet, write_partition
+from dagster_autotag.layers import (
+    CLEAN_LAYER,
+    CORPUS_ITEMS,
+    CORPUS_LAYER,
+    DATASETS_LAYER,
+    LABEL_DISTRIBUTION,
+    NEWS_ITEMS,
+    TAGS,
+    VIDEO_ASR,
+    VIDEO_OCR,
+)
 from dagster_autotag.metadata import NOT_EMPTY_SPEC, check_specs, counts_table, not_empty_check, path_value, preview
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.run_config import config_from_dataclass, dataclass_default
 
-CLEAN = "clean"
 ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
-DISTRIBUTION_KEY = dg.AssetKey([CORPUS_LAYER, "label_distribution"])
+DISTRIBUTION_KEY = dg.AssetKey([CORPUS_LAYER, LABEL_DISTRIBUTION])
 
 
 def _clean(name: str) -> dg.AssetKey:
-    return dg.AssetKey([CLEAN, name])
+    return dg.AssetKey([CLEAN_LAYER, name])
 
 
 def _tags(lake: LakeResource, dt: str) -> pl.DataFrame:
-    return read_partition(lake.lake(), CLEAN, "tags", dt).collect()
+    return read_partition(lake.lake(), CLEAN_LAYER, TAGS, dt).collect()
 
 
 def _md_frame(frame: pl.DataFrame) -> dg.MarkdownMetadataValue:
@@ -48,9 +51,14 @@ def _md_frame(frame: pl.DataFrame) -> dg.MarkdownMetadataValue:
 
 
 def build_corpus_assets(config: CorpusConfig) -> list[dg.AssetsDefinition]:
+    datasets = [build_dataset_asset(s) for s in config.schemes.values()]
+    return [build_items_asset(config), build_distribution_asset(config)] + datasets
+
+
+def build_items_asset(config: CorpusConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=ITEMS_KEY,
-        deps=[_clean("news_items"), _clean("video_asr"), _clean("video_ocr"), _clean("tags")],
+        deps=[_clean(NEWS_ITEMS), _clean(VIDEO_ASR), _clean(VIDEO_OCR), _clean(TAGS)],
         partitions_def=daily_partitions,
         group_name="corpus",
         kinds={"polars", "parquet"},
@@ -64,57 +72,50 @@ def build_corpus_assets(config: CorpusConfig) -> list[dg.AssetsDefinition]:
         dt = context.partition_key
         root = lake.lake()
         result = build_corpus_items(
-            read_partition(root, CLEAN, "news_items", dt),
-            read_partition(root, CLEAN, "video_asr", dt),
-            read_partition(root, CLEAN, "video_ocr", dt),
+            read_partition(root, CLEAN_LAYER, NEWS_ITEMS, dt),
+            read_partition(root, CLEAN_LAYER, VIDEO_ASR, dt),
+            read_partition(root, CLEAN_LAYER, VIDEO_OCR, dt),
             _tags(lake, dt),
             config,
         )
         path = write_partition(root, CORPUS_LAYER, CORPUS_ITEMS, dt, result.items)
-        items = result.items
-        label_counts = {"(no content label, 全0样本)": int((items["content_labels"].list.len() == 0).sum())}
-        for scheme in config.schemes.values():
-            gate = items[scheme.gate_column]
-            label_counts[f"{scheme.name}: gate +"] = int(gate.sum() or 0)
-            label_counts[f"{scheme.name}: gate −"] = int((~gate).sum() or 0)
-            label_counts[f"{scheme.name}: no sub-label (全0样本)"] = int(
-                (items[scheme.labels_column].list.len() == 0).sum()
-            )
-            for label, n in (
-                items[scheme.labels_column]
-                .list.explode(keep_nulls=False, empty_as_null=False)
-                .value_counts()
-                .iter_rows()
-            ):
-                label_counts[label] = n
-        duplicates = items.height - items["itemid"].n_unique()
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": items.height,
-                **result.stats,
-                "path": path_value(path),
-                "join_coverage": _md_frame(
-                    result.coverage.with_columns(
-                        (pl.col("with_asr") / pl.col("items")).round(4).alias("asr_share"),
-                        (pl.col("with_ocr") / pl.col("items")).round(4).alias("ocr_share"),
-                    )
-                ),
-                "label_counts": counts_table(label_counts, key="label"),
-                "rule_hits": _md_frame(result.rule_hits),
-                "top_unknown_tag_ids": counts_table(result.top_unknown_tag_ids, key="tag id (not in clean/tags)"),
-                "preview": preview(items, ["itemid", "dtype", "text", "content_labels", "rule_labels"]),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}
-                ),
-                not_empty_check(items.height),
-            ],
-        )
+        return items_result(result, config, path)
 
+    return corpus_items
+
+
+def items_result(result: CorpusItemsResult, config: CorpusConfig, path: Path) -> dg.MaterializeResult:
+    items = result.items
+    duplicates = items.height - items["itemid"].n_unique()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": items.height,
+            **result.stats,
+            "path": path_value(path),
+            "join_coverage": _md_frame(
+                result.coverage.with_columns(
+                    (pl.col("with_asr") / pl.col("items")).round(4).alias("asr_share"),
+                    (pl.col("with_ocr") / pl.col("items")).round(4).alias("ocr_share"),
+                )
+            ),
+            "label_counts": counts_table(item_label_counts(items, config), key="label"),
+            "rule_hits": _md_frame(result.rule_hits),
+            "top_unknown_tag_ids": counts_table(result.top_unknown_tag_ids, key="tag id (not in clean/tags)"),
+            "preview": preview(items, ["itemid", "dtype", "text", "content_labels", "rule_labels"]),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="itemid_unique", passed=duplicates == 0, metadata={"duplicate_itemids": duplicates}
+            ),
+            not_empty_check(items.height),
+        ],
+    )
+
+
+def build_distribution_asset(config: CorpusConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=DISTRIBUTION_KEY,
-        deps=[ITEMS_KEY, _clean("tags")],
+        deps=[ITEMS_KEY, _clean(TAGS)],
         partitions_def=daily_partitions,
         group_name="corpus",
         kinds={"polars", "parquet"},
@@ -130,7 +131,7 @@ def build_corpus_assets(config: CorpusConfig) -> list[dg.AssetsDefinition]:
         chart = distribution_chart(dist, f"corpus/items {dt}")
         if chart.missing_glyphs:
             context.log.warning(f"chart font {chart.font} lacks glyphs: {chart.missing_glyphs[:5]}")
-        with staged_partition(lake.lake(), CORPUS_LAYER, "label_distribution", dt) as staging:
+        with staged_partition(lake.lake(), CORPUS_LAYER, LABEL_DISTRIBUTION, dt) as staging:
             write_parquet(dist.to_arrow(), staging / PART_FILE)
             (staging / "chart.png").write_bytes(chart.png)
         return dg.MaterializeResult(
@@ -140,11 +141,11 @@ def build_corpus_assets(config: CorpusConfig) -> list[dg.AssetsDefinition]:
                 "distribution": dg.MetadataValue.md(distribution_markdown(dist)),
                 "chart_font": chart.font,
                 "chart_missing_glyphs": len(chart.missing_glyphs),
-                "path": path_value(lake.lake() / CORPUS_LAYER / "label_distribution" / f"dt={dt}"),
+                "path": path_value(lake.lake() / CORPUS_LAYER / LABEL_DISTRIBUTION / f"dt={dt}"),
             }
         )
 
-    return [corpus_items, label_distribution_asset] + [build_dataset_asset(s) for s in config.schemes.values()]
+    return label_distribution_asset
 
 
 _RATIOS = dataclass_default(SplitOptions, "ratios")

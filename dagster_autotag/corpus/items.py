@@ -95,3 +95,20 @@ def build_corpus_items(
         top_unknown_tag_ids=labels.top_unknown,
         stats=stats,
     )
+
+
+def item_label_counts(items: pl.DataFrame, config: CorpusConfig) -> dict[str, int]:
+    """Items without a content label; per scheme gate +/−, items without a sub-label, and each label."""
+    label_counts = {"(no content label, 全0样本)": int((items["content_labels"].list.len() == 0).sum())}
+    for scheme in config.schemes.values():
+        gate = items[scheme.gate_column]
+        label_counts[f"{scheme.name}: gate +"] = int(gate.sum() or 0)
+        label_counts[f"{scheme.name}: gate −"] = int((~gate).sum() or 0)
+        label_counts[f"{scheme.name}: no sub-label (全0样本)"] = int(
+            (items[scheme.labels_column].list.len() == 0).sum()
+        )
+        for label, n in (
+            items[scheme.labels_column].list.explode(keep_nulls=False, empty_as_null=False).value_counts().iter_rows()
+        ):
+            label_counts[label] = n
+    return label_counts
