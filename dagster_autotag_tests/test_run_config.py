@@ -115,6 +115,12 @@ def test_textcnn_max_len_defaults_to_the_dataclass_rule():
     assert TextCNNTrainConfig(max_len=96).to_dataclass().effective_max_len == 96
 
 
+def test_textcnn_run_configs_scaffolded_before_still_work():
+    """The old run config wrote 0 for embed_dim and "" for the vectors where the dataclass says None."""
+    old = TextCNNTrainConfig(max_len=128, embed_dim=0, vectors_npy="", vectors_vocab="").to_dataclass()
+    assert old == TextCNNConfig(max_len=128)
+
+
 def test_run_config_values_reach_the_dataclasses():
     seen = {}
 

@@ -70,6 +70,9 @@ class TextCNNConfig:
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        # Run configs scaffolded before the run config was derived from this class wrote 0 and "" for null.
+        self.embed_dim = self.embed_dim or None
+        self.vectors_npy, self.vectors_vocab = self.vectors_npy or None, self.vectors_vocab or None
         if self.tokenizer not in ("char", "word"):
             raise ValueError(f"tokenizer must be 'char' or 'word', not {self.tokenizer!r}")
         if (self.vectors_npy is None) != (self.vectors_vocab is None):
