@@ -12,19 +12,17 @@ defaults to an environment variable); `exclude` leaves a dataclass field to the 
 passes it to `to_dataclass(**values)`.
 """
 
+import dataclasses
 import types
 from collections.abc import Collection, Mapping
-import dataclasses
 from dataclasses import MISSING
-from typing import Any, ClassVar, Literal, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
 import dagster as dg
 import pydantic
 from pydantic.fields import FieldInfo
 
 from dagster_autotag.options import description_of
-
-NoneType = type(None)
 
 
 class DataclassConfig(dg.Config):
@@ -59,6 +57,9 @@ def config_from_dataclass(
         raise TypeError(f"{source!r} is not a dataclass")
     rename, extra = dict(rename or {}), dict(fields or {})
     hints = get_type_hints(source)
+    unknown = (set(rename) | set(exclude)) - set(hints)
+    if unknown:
+        raise ValueError(f"{source.__name__} has no field {sorted(unknown)}")
     definitions: dict[str, Any] = {}
     keys: dict[str, str] = {}
     for f in dataclasses.fields(source):
@@ -83,7 +84,7 @@ def dataclass_default(source: type, name: str) -> Any:
     return f.default if f.default is not MISSING else f.default_factory()
 
 
-def _field(f, annotation: Any) -> tuple[Any, FieldInfo]:
+def _field(f: dataclasses.Field, annotation: Any) -> tuple[Any, FieldInfo]:
     config_type, choices = _config_type(annotation)
     description = description_of(f)
     if choices:
@@ -107,15 +108,15 @@ def _config_type(annotation: Any) -> tuple[Any, list[str]]:
         if len(inner) != 1:
             raise TypeError(f"only tuples of one item type become lists, not {annotation}")
         return list[_config_type(inner.pop())[0]], []
-    if origin in (Union, types.UnionType) and NoneType in args:
-        rest = [a for a in args if a is not NoneType]
+    if origin in (Union, types.UnionType) and types.NoneType in args:
+        rest = [a for a in args if a is not types.NoneType]
         if len(rest) != 1:
             raise TypeError(f"unsupported union {annotation}")
         inner = rest[0]
         if get_origin(inner) is Literal:
             choices = get_args(inner)
-            return Optional[type(choices[0])], [*map(str, choices), "null"]  # noqa: UP045
-        return Optional[_config_type(inner)[0]], []  # noqa: UP045
+            return type(choices[0]) | None, [*map(str, choices), "null"]
+        return _config_type(inner)[0] | None, []
     return annotation, []
 
 
