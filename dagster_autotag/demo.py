@@ -244,6 +244,17 @@ def duckdb_views() -> list[str]:
     return [f"  {path}  (duckdb -readonly {path})", "  " + ", ".join(f"{v} {n:,}" for v, n in counts.items())]
 
 
+def chart_font() -> str:
+    """The newest label-distribution chart's font, or why it has none (its asset metadata)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["corpus", "label_distribution"]))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    font, note = meta.get("chart_font"), meta.get("chart_note")
+    return " — ".join(str(m.value) for m in (font, note) if m is not None and m.value != "ok") or "unknown"
+
+
 def layer_row_counts(dts: list[str]) -> pl.DataFrame:
     lake = lake_dir()
     rows = []
@@ -289,7 +300,7 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
     print("\nDuckDB views for analysts:\n" + "\n".join(duckdb_views()))
     print(
         f"\nDatasets      : {', '.join(str(p) for p in datasets) or 'none'}\n"
-        f"Label chart   : {charts}" + ("" if charts.exists() else " (missing)")
+        f"Label chart   : {charts}" + (f"  (font {chart_font()})" if charts.exists() else f"  (none: {chart_font()})")
     )
     print(
         f"\nLanding files : {landing_dir()}\n"

@@ -214,7 +214,9 @@ def track_and_register(context, scheme: Scheme, kind: str, config: TrainConfig, 
             artifacts, model_dir = Path(tmp) / "artifacts", Path(tmp) / "model"
             artifacts.mkdir()
             result.model.save(model_dir)
-            write_artifacts(artifacts, result, manifest, to_json)
+            pr_curves = write_artifacts(artifacts, result, manifest, to_json)
+            if pr_curves.note:
+                context.log.warning(f"PR curves: {pr_curves.note}")
             mlflow_api.log_artifacts(str(artifacts), artifact_path="evaluation")
             logged = log_scheme_model(model_dir, name, _example_texts(dataset_dir))
         test = SplitData.read(dataset_dir / "test.parquet", manifest["labels"])
@@ -241,7 +243,7 @@ def track_and_register(context, scheme: Scheme, kind: str, config: TrainConfig, 
             "per_label": dg.MetadataValue.md(
                 per_label_markdown(result.test.per_label, shipped, set(result.rare_labels))
             ),
-            "pr_curves": dg.MetadataValue.md(_png_markdown(result.test.pr_curve_png(), "PR curves")),
+            "pr_curves": dg.MetadataValue.md(pr_curves.markdown("PR curves")),
             "dataset": path_value(dataset_dir),
         }
     )
@@ -291,7 +293,8 @@ def build_ensemble_asset(scheme: Scheme) -> dg.AssetsDefinition:
     return ensemble
 
 
-def write_artifacts(folder: Path, result, manifest: dict, to_json) -> None:
+def write_artifacts(folder: Path, result, manifest: dict, to_json):
+    """Returns the PR-curve Chart (drawn once: artifact and metadata)."""
     (folder / "label_map.json").write_text(
         json.dumps({"targets": result.model.targets, "rare_labels": result.rare_labels}, ensure_ascii=False, indent=1),
         encoding="utf-8",
@@ -304,10 +307,10 @@ def write_artifacts(folder: Path, result, manifest: dict, to_json) -> None:
     (folder / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
     metrics = {"test": to_json(result.test), "dev": to_json(result.dev), "seconds": result.seconds, "dataset": manifest}
     (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
-    result.test.pr_curve_png(folder / "pr_curves.png")
     result.test.bad_cases.write_csv(folder / "bad_cases.csv")
     result.test.per_label.write_csv(folder / "per_label.csv")
     result.test.co_occurrence_errors.write_csv(folder / "co_occurrence_errors.csv")
+    return result.test.pr_curve_chart(folder / "pr_curves.png")
 
 
 def per_label_markdown(per_label, shipped: set[str], rare: set[str]) -> str:
@@ -324,12 +327,6 @@ def per_label_markdown(per_label, shipped: set[str], rare: set[str]) -> str:
             f"{r['right']} / {r['predict']} / {r['standard']} | {flag} |"
         )
     return "\n".join(lines)
-
-
-def _png_markdown(png: bytes, alt: str) -> str:
-    import base64
-
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def _example_texts(dataset_dir: Path) -> list[str]:
