@@ -17,9 +17,8 @@ from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.predict.assets import build_prediction_assets
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.train.assets import build_training_assets
-from dagster_autotag.train.mlflow_resource import MlflowResource
 
 DAILY_JOB = "daily_ingest"
 NIGHTLY_JOB = "daily_pipeline"

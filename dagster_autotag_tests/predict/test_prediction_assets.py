@@ -18,8 +18,7 @@ from dagster_autotag.predict.assets import DRIFT_FILE, LABELS_KEY, PUBLISHED_KEY
 from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA
 from dagster_autotag.predict.champion import load_champion
 from dagster_autotag.predict.reference import cached_reference_profile
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.train.registry import CHAMPION
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
