@@ -11,8 +11,7 @@ import pytest
 
 from dagster_autotag.analytics.views import DB_FILE
 from dagster_autotag.definitions import NIGHTLY_JOB, build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.resources import LakeResource, MlflowResource
+from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
 DAILY_ASSETS = {

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from dagster_autotag.definitions import build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.resources import LakeResource, MlflowResource
+from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag.train.registry import CHALLENGER, CHAMPION
 from dagster_autotag_tests.test_definitions import materializations
 
