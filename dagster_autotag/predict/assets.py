@@ -41,8 +41,7 @@ from dagster_autotag.quality.drift import (
     label_drift,
     worst,
 )
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 
 PREDICTIONS = "predictions"
 DAILY_LABELS = "daily_labels"

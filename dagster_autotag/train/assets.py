@@ -18,8 +18,7 @@ from pydantic import Field
 from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.corpus.dataset import DATASETS_LAYER, MANIFEST
 from dagster_autotag.metadata import path_value
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 
 TRAINING_POOL = "autotag_training"
 BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"

@@ -9,9 +9,8 @@ import pytest
 
 from dagster_autotag.corpus.dataset import CORPUS_ITEMS, CORPUS_LAYER
 from dagster_autotag.definitions import build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.lake import write_partition
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import LakeResource, LandingExportSource
 from dagster_autotag.sample.generator import generate_landing
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
