@@ -51,6 +51,12 @@ INSTANCE_CONCURRENCY = """concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
+# Pure modules log with the standard library (they import no Dagster); this brings their records,
+# e.g. the Hive reader's connection lines, into each run's event log.
+INSTANCE_PYTHON_LOGS = """python_logs:
+  managed_python_loggers: [dagster_autotag]
+  python_log_level: INFO
+"""
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -69,9 +75,10 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():  # the machines this runs on are offline: no telemetry, no banner
         config.write_text("telemetry:\n  enabled: false\n")
-    if "concurrency:" not in config.read_text():
-        with config.open("a") as f:
-            f.write(INSTANCE_CONCURRENCY)
+    for key, block in (("concurrency:", INSTANCE_CONCURRENCY), ("python_logs:", INSTANCE_PYTHON_LOGS)):
+        if key not in config.read_text():
+            with config.open("a") as f:
+                f.write(block)
     return home
 
 
