@@ -57,7 +57,7 @@ def run_our_step(workdir: Path, table: str) -> dict:
     from dagster_autotag.clean.news import build_news_items
     from dagster_autotag.clean.tags import build_tags
     from dagster_autotag.clean.video import build_video_asr, build_video_ocr
-    from dagster_autotag.ingest.landing import LandingExportSource
+    from dagster_autotag.ingest.landing import LandingExportReader
     from dagster_autotag.ingest.raw import ingest_partition, write_quarantine
     from dagster_autotag.ingest.tables import EXPORT_TABLES
     from dagster_autotag.lake import read_partition, write_partition
@@ -65,7 +65,7 @@ def run_our_step(workdir: Path, table: str) -> dict:
     lake = workdir / "lake_ours"
     name = CLEAN_OF[table]
     started = time.perf_counter()
-    ingest_partition(LandingExportSource(landing_dir=str(workdir / "landing")), EXPORT_TABLES[table], DT, lake)
+    ingest_partition(LandingExportReader(workdir / "landing"), EXPORT_TABLES[table], DT, lake)
     raw_done = time.perf_counter()
     raw = read_partition(lake, RAW_LAYER, table, DT)
     if table == "news_pool":

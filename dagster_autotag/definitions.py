@@ -14,29 +14,15 @@ from dagster_autotag.automation.executor import forkserver_executor
 from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
-from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.predict.assets import build_prediction_assets
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import ExportSource, LakeResource, MlflowResource, export_source_from_env
 from dagster_autotag.train.assets import build_training_assets
-from dagster_autotag.train.mlflow_resource import MlflowResource
 
 DAILY_JOB = "daily_ingest"
 NIGHTLY_JOB = "daily_pipeline"
 DATASETS_JOB = "build_datasets"
 TRAIN_JOB = "train_models"
 PREDICT_JOB = "predict_daily"
-
-
-def export_source_from_env() -> ExportSource:
-    kind = os.environ.get("AUTOTAG_SOURCE", "landing").strip().lower()
-    if kind == "landing":
-        return LandingExportSource(quoting=os.environ.get("AUTOTAG_LANDING_QUOTING", "nul"))
-    if kind == "hive":
-        from dagster_autotag.ingest.hive_client import hive_source_from_env
-
-        return hive_source_from_env()
-    raise ValueError(f"AUTOTAG_SOURCE must be 'landing' or 'hive', got {kind!r}")
 
 
 daily_ingest_job = dg.define_asset_job(

@@ -67,6 +67,12 @@ INSTANCE_CONCURRENCY = """concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
+# Pure modules log with the standard library (they import no Dagster); this brings their records,
+# e.g. the Hive reader's connection lines, into each run's event log.
+INSTANCE_PYTHON_LOGS = """python_logs:
+  managed_python_loggers: [dagster_autotag]
+  python_log_level: INFO
+"""
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -85,9 +91,10 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():  # the machines this runs on are offline: no telemetry, no banner
         config.write_text("telemetry:\n  enabled: false\n")
-    if "concurrency:" not in config.read_text():
-        with config.open("a") as f:
-            f.write(INSTANCE_CONCURRENCY)
+    for key, block in (("concurrency:", INSTANCE_CONCURRENCY), ("python_logs:", INSTANCE_PYTHON_LOGS)):
+        if key not in config.read_text():
+            with config.open("a") as f:
+                f.write(block)
     return home
 
 
@@ -260,6 +267,17 @@ def duckdb_views() -> list[str]:
     return [f"  {path}  (duckdb -readonly {path})", "  " + ", ".join(f"{v} {n:,}" for v, n in counts.items())]
 
 
+def chart_font() -> str:
+    """The newest label-distribution chart's font, or why it has none (its asset metadata)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey([CORPUS_LAYER, LABEL_DISTRIBUTION]))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    font, note = meta.get("chart_font"), meta.get("chart_note")
+    return " — ".join(str(m.value) for m in (font, note) if m is not None and m.value != "ok") or "unknown"
+
+
 def layer_row_counts(dts: list[str]) -> pl.DataFrame:
     lake = lake_dir()
     rows = []
@@ -305,7 +323,7 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
     print("\nDuckDB views for analysts:\n" + "\n".join(duckdb_views()))
     print(
         f"\nDatasets      : {', '.join(str(p) for p in datasets) or 'none'}\n"
-        f"Label chart   : {charts}" + ("" if charts.exists() else " (missing)")
+        f"Label chart   : {charts}" + (f"  (font {chart_font()})" if charts.exists() else f"  (none: {chart_font()})")
     )
     print(
         f"\nLanding files : {landing_dir()}\n"

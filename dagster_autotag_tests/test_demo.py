@@ -21,7 +21,10 @@ def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
     corpus = pl.read_parquet(home / f"lake/corpus/items/dt={DEMO_DAYS[0]}/part-0.parquet")
     assert corpus["itemid"].to_list() == items["itemid"].to_list()
     # distribution report with its chart, and the splits of p0_newcar over both days
-    assert (home / f"lake/corpus/label_distribution/dt={DEMO_DAYS[-1]}/chart.png").exists()
+    # rendered with the font the project ships: the demo ran with no system font visible to matplotlib
+    chart = home / f"lake/corpus/label_distribution/dt={DEMO_DAYS[-1]}/chart.png"
+    assert f"Label chart   : {chart}  (font Noto Sans CJK SC (bundled (noto-cjk-sans-otc)))" in out
+    assert len(list((home / "mlflow").rglob("evaluation/pr_curves.png"))) == 3  # linear, textcnn, ensemble
     assert "Distribution in train/dev/test" in out
     for split in ("train", "dev", "test"):
         assert (home / f"lake/datasets/p0_newcar/{split}.parquet").exists()

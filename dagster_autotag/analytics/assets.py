@@ -7,8 +7,7 @@ import dagster as dg
 from dagster_autotag.analytics.views import DB_FILE, refresh_views
 from dagster_autotag.corpus.assets import DISTRIBUTION_KEY, ITEMS_KEY
 from dagster_autotag.predict.assets import PUBLISHED_KEY
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.train.registry import TRACKING_URI_ENV
 
 DUCKDB_VIEWS_KEY = dg.AssetKey(["analytics", "duckdb_views"])

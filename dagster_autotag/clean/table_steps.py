@@ -14,10 +14,9 @@ import dagster as dg
 
 from dagster_autotag.clean.assets import CLEAN_ASSETS, CleanAsset
 from dagster_autotag.ingest.assets import materialize_raw, raw_check_specs, raw_spec
-from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.ingest.tables import EXPORT_TABLES, ExportTable
 from dagster_autotag.partitions import daily_partitions
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import ExportSource, LakeResource
 
 
 def build_table_step(table: ExportTable, clean: CleanAsset) -> dg.AssetsDefinition:

@@ -129,18 +129,18 @@ def build_distribution_asset(config: CorpusConfig) -> dg.AssetsDefinition:
         label_sets = {name: scheme_label_set(s, tags) for name, s in config.schemes.items()}
         dist = label_distribution(items, config, label_sets)
         chart = distribution_chart(dist, f"corpus/items {dt}")
-        if chart.missing_glyphs:
-            context.log.warning(f"chart font {chart.font} lacks glyphs: {chart.missing_glyphs[:5]}")
+        if chart.note:
+            context.log.warning(f"label distribution chart: {chart.note}")
         with staged_partition(lake.lake(), CORPUS_LAYER, LABEL_DISTRIBUTION, dt) as staging:
             write_parquet(dist.to_arrow(), staging / PART_FILE)
-            (staging / "chart.png").write_bytes(chart.png)
+            if chart.png is not None:
+                (staging / "chart.png").write_bytes(chart.png)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": dist.height,
                 "chart": dg.MetadataValue.md(chart.markdown(f"label distribution {dt}")),
                 "distribution": dg.MetadataValue.md(distribution_markdown(dist)),
-                "chart_font": chart.font,
-                "chart_missing_glyphs": len(chart.missing_glyphs),
+                **chart.summary(),
                 "path": path_value(lake.lake() / CORPUS_LAYER / LABEL_DISTRIBUTION / f"dt={dt}"),
             }
         )

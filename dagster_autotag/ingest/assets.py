@@ -8,11 +8,11 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-from dagster_autotag.ingest.raw import RAW_LAYER, ingest_partition
-from dagster_autotag.ingest.source import ExportSource
+from dagster_autotag.ingest.raw import ingest_partition
 from dagster_autotag.ingest.tables import ExportTable
 from dagster_autotag.ingest.typecast import typed_schema
 from dagster_autotag.lake import PART_FILE
+from dagster_autotag.layers import RAW_LAYER
 from dagster_autotag.metadata import (
     NOT_EMPTY_SPEC,
     QUARANTINE_SPEC,
@@ -23,7 +23,7 @@ from dagster_autotag.metadata import (
     preview,
     quarantine_check,
 )
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import ExportSource, LakeResource
 
 PREVIEW_COLUMNS = {
     "news_pool": ["itemid", "title", "relate_app_tag_id", "dtype", "create_time"],
@@ -61,7 +61,8 @@ def materialize_raw(
     context: dg.AssetExecutionContext, table: ExportTable, export_source: ExportSource, lake: LakeResource
 ) -> dg.MaterializeResult:
     key = raw_key(table)
-    report = ingest_partition(export_source, table, context.partition_key, lake.lake())
+    reader = export_source.reader()
+    report = ingest_partition(reader, table, context.partition_key, lake.lake())
     context.log.info(f"{table.name} {report.dt}: {report.rows_out:,} rows, {report.quarantined:,} quarantined")
     written = pq.read_schema(report.path / PART_FILE)
     expected = typed_schema(table)
@@ -75,7 +76,7 @@ def materialize_raw(
             "quarantined": report.quarantined,
             "quarantine_reasons": counts_table(report.quarantine_reasons),
             "filtered_by_export_rules": counts_table(report.filtered),
-            "source": export_source.source_name,
+            "source": reader.source_name,
             "files": report.files,
             "path": path_value(report.path),
             "preview": preview(sample, PREVIEW_COLUMNS[table.name]),

@@ -1,29 +1,29 @@
-"""HiveServer2 export source: runs sql/exports/<table>.sql for one partition and streams the rows.
+"""HiveServer2 export reader: runs sql/exports/<table>.sql for one partition and streams the rows.
 
 Rows come back as nullable strings in `ExportTable.columns` order (see source.py); typing, filters
 beyond the SQL's and quarantine of bad values happen downstream, identically for both sources.
-The password is never logged, never put in an error message and hidden from the resource's repr;
-pass it as `dg.EnvVar("AUTOTAG_HIVE_PASSWORD")` so Dagster records the variable's name, not its
-value.
+The password is never logged, never put in an error message and hidden from the reader's repr.
+Pure: `HiveExportSource` (dagster_autotag/resources.py) is the Dagster resource that builds this
+reader from its run configuration (the password as `dg.EnvVar("AUTOTAG_HIVE_PASSWORD")`, so
+Dagster records the variable's name, not its value). Logs go to the standard logger
+`dagster_autotag.ingest.hive_client`.
 """
 
 import contextlib
 import datetime as _dt
-import os
+import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import dagster as dg
 import pyarrow as pa
-from pydantic import Field
 from pyhive import hive
 from thrift.transport.TTransport import TTransportException
 
 from dagster_autotag import settings
 from dagster_autotag.ingest.source import (
-    ExportSource,
     QuarantinedLine,
     RawBatch,
     raw_batch_schema,
@@ -32,7 +32,7 @@ from dagster_autotag.ingest.source import (
 from dagster_autotag.ingest.tables import ExportTable
 from dagster_autotag.ingest.tsv_format import NULL_LITERAL
 
-log = dg.get_dagster_logger(__name__)
+log = logging.getLogger(__name__)
 _sleep = time.sleep  # tests replace this to observe the backoff
 
 AUTH_MODES = ("NONE", "NOSASL", "LDAP", "CUSTOM")
@@ -146,27 +146,20 @@ def load_export_sql(sql_dir: str | Path, table: ExportTable) -> str:
     return sql
 
 
-class HiveExportSource(ExportSource):
+@dataclass(frozen=True)
+class HiveExportReader:
     """Reads the exports from HiveServer2 (pyhive, binary Thrift transport)."""
 
-    host: str = Field(description="HiveServer2 host")
-    port: int = Field(default=10000, description="HiveServer2 Thrift port")
-    username: str = Field(default="autotag", description="user name sent to HiveServer2")
-    password: str | None = Field(
-        default=None,
-        repr=False,
-        description="secret, sent for auth LDAP/CUSTOM only; use EnvVar('AUTOTAG_HIVE_PASSWORD')",
-    )
-    auth: str = Field(default="NONE", description="hive.server2.authentication: NONE, NOSASL, LDAP or CUSTOM")
-    database: str = Field(default="default", description="session database (the export SQL is fully qualified)")
-    fetch_size: int = Field(default=10_000, description="rows per fetchmany() and per RawBatch")
-    connect_retries: int = Field(
-        default=3, description="retries after a failed connection attempt (attempts = 1 + retries)"
-    )
-    retry_backoff_s: float = Field(
-        default=1.0, description="sleep before retry k (1, 2, ...) is retry_backoff_s * 2**(k-1)"
-    )
-    sql_dir: str = Field(default=str(settings.SQL_DIR), description="directory holding <table>.sql")
+    host: str
+    port: int = 10000
+    username: str = "autotag"
+    password: str | None = field(default=None, repr=False)  # sent for auth LDAP/CUSTOM only
+    auth: str = "NONE"  # hive.server2.authentication: NONE, NOSASL, LDAP or CUSTOM
+    database: str = "default"  # session database (the export SQL is fully qualified)
+    fetch_size: int = 10_000  # rows per fetchmany() and per RawBatch
+    connect_retries: int = 3  # retries after a failed connection attempt (attempts = 1 + retries)
+    retry_backoff_s: float = 1.0  # sleep before retry k (1, 2, ...) is retry_backoff_s * 2**(k-1)
+    sql_dir: str | Path = str(settings.SQL_DIR)  # directory holding <table>.sql
 
     @property
     def source_name(self) -> str:
@@ -275,29 +268,3 @@ class HiveExportSource(ExportSource):
             "HiveServer2 %s: %s partition %s: %d rows, %d quarantined, %d batches in %.1fs",
             where, table.hive_table, dt, rows_out, quarantined, batches, time.monotonic() - started,
         )  # fmt: skip
-
-
-def _env_or(name: str, default):
-    """dg.EnvVar(name) when the variable is set (Dagster records the name, resolves at launch),
-    else the default."""
-    if os.environ.get(name) in (None, ""):
-        return default
-    return dg.EnvVar.int(name) if isinstance(default, int) else dg.EnvVar(name)
-
-
-def hive_source_from_env() -> HiveExportSource:
-    """HiveExportSource configured from AUTOTAG_HIVE_* environment variables.
-
-    AUTOTAG_HIVE_HOST is required (resolved when Dagster initialises the resource; it fails there
-    if unset). PORT (10000), USER (autotag), AUTH (NONE), DATABASE (default) fall back to the
-    defaults; PASSWORD is only wired in when set. Values are EnvVars: outside a Dagster run, call
-    `.process_config_and_initialize()` on the result to get a usable instance.
-    """
-    return HiveExportSource(
-        host=dg.EnvVar("AUTOTAG_HIVE_HOST"),
-        port=_env_or("AUTOTAG_HIVE_PORT", 10000),
-        username=_env_or("AUTOTAG_HIVE_USER", "autotag"),
-        password=_env_or("AUTOTAG_HIVE_PASSWORD", None),
-        auth=_env_or("AUTOTAG_HIVE_AUTH", "NONE"),
-        database=_env_or("AUTOTAG_HIVE_DATABASE", "default"),
-    )

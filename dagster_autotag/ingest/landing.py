@@ -1,34 +1,36 @@
-"""The default source: export files dropped into $AUTOTAG_HOME/landing/<table>/dt=YYYY-MM-DD/."""
+"""The default source: export files dropped into $AUTOTAG_HOME/landing/<table>/dt=YYYY-MM-DD/.
+
+Pure: `LandingExportSource` (dagster_autotag/resources.py) is the Dagster resource that builds this
+reader from its run configuration.
+"""
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from dagster_autotag.ingest.source import ExportSource, RawBatch, validate_partition
+from dagster_autotag.ingest.source import RawBatch, validate_partition
 from dagster_autotag.ingest.tables import ExportTable
 from dagster_autotag.ingest.tsv_export import read_export_file
-from dagster_autotag.settings import landing_dir as default_landing_dir
 
 
 class MissingLandingPartition(FileNotFoundError):
     pass
 
 
-class LandingExportSource(ExportSource):
-    """Reads Hive tsv2 export files. Hidden files and markers (`_SUCCESS`, `.crc`) are skipped."""
+@dataclass(frozen=True)
+class LandingExportReader:
+    """Reads Hive tsv2 export files under `root`. Hidden files and markers (`_SUCCESS`, `.crc`) are skipped."""
 
-    landing_dir: str = ""  # empty: $AUTOTAG_HOME/landing, resolved when used
+    root: Path
     quoting: str = "nul"  # "nul" (Hive default) or "csv" (quoting enabled: "…" with "")
 
     @property
     def source_name(self) -> str:
         return "landing"
 
-    def root(self) -> Path:
-        return Path(self.landing_dir) if self.landing_dir else default_landing_dir()
-
     def partition_path(self, table: ExportTable, dt: str) -> Path:
-        return self.root() / table.name / f"dt={validate_partition(dt)}"
+        return Path(self.root) / table.name / f"dt={validate_partition(dt)}"
 
     def export_files(self, table: ExportTable, dt: str) -> list[Path]:
         folder = self.partition_path(table, dt)
@@ -39,7 +41,7 @@ class LandingExportSource(ExportSource):
         return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
 
     def iter_batches(self, table: ExportTable, dt: str) -> Iterator[RawBatch]:
-        root = self.root()
+        root = Path(self.root)
         files = self.export_files(table, dt)
 
         def read(path: Path) -> RawBatch:

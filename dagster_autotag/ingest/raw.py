@@ -1,4 +1,4 @@
-"""Ingest one export partition: source batches → typed raw Parquet + quarantine, atomically."""
+"""Ingest one export partition: reader batches → typed raw Parquet + quarantine, atomically."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from dagster_autotag.ingest.source import ExportSource, validate_partition
+from dagster_autotag.ingest.source import ExportReader, validate_partition
 from dagster_autotag.ingest.tables import ExportTable
 from dagster_autotag.ingest.typecast import QUARANTINE_SCHEMA, SOURCE_COLUMN, type_batch, typed_schema
 from dagster_autotag.lake import PART_FILE, parquet_writer, partition_dir, staged_partition, write_partition
@@ -34,13 +34,13 @@ class IngestReport:
         return self.quarantined / considered if considered else 0.0
 
 
-def ingest_partition(source: ExportSource, table: ExportTable, dt: str, lake: Path) -> IngestReport:
+def ingest_partition(reader: ExportReader, table: ExportTable, dt: str, lake: Path) -> IngestReport:
     """Stream every batch into one Parquet file (flat memory), then swap the partition into place.
-    Rows keep source order (files in name order, lines ascending): clean builders rely on it."""
+    Rows keep the reader's order (files in name order, lines ascending): clean builders rely on it."""
     validate_partition(dt)
     report = IngestReport(table=table.name, dt=dt, path=partition_dir(lake, RAW_LAYER, table.name, dt))
     with staged_partition(lake, RAW_LAYER, table.name, dt) as staging:
-        quarantine_parts, files = _write_batches(source, table, dt, staging / PART_FILE, report)
+        quarantine_parts, files = _write_batches(reader, table, dt, staging / PART_FILE, report)
     # Arrow's allocator keeps freed pages for reuse; the clean asset built next in the same step
     # (clean/table_steps.py) allocates through polars, so hand them back (measured: 0.2 GB of peak).
     pa.default_memory_pool().release_unused()
@@ -53,21 +53,21 @@ def ingest_partition(source: ExportSource, table: ExportTable, dt: str, lake: Pa
 
 
 def _write_batches(
-    source: ExportSource, table: ExportTable, dt: str, path: Path, report: IngestReport
+    reader: ExportReader, table: ExportTable, dt: str, path: Path, report: IngestReport
 ) -> tuple[list[pl.DataFrame], set[str]]:
     """Type and write every batch; returns the quarantined rows and the files seen."""
     quarantine_parts: list[pl.DataFrame] = []
     files: set[str] = set()
     bulky = [c.name for c in table.columns if c.bulky]
     with parquet_writer(path, typed_schema(table), bulky) as writer:
-        for batch in source.iter_batches(table, dt):
-            typed = type_batch(table, batch.rows, source.source_name)
+        for batch in reader.iter_batches(table, dt):
+            typed = type_batch(table, batch.rows, reader.source_name)
             writer.write_table(typed.rows, row_group_size=ROW_GROUP_ROWS)
             files.update(batch.rows.column("_file").unique().to_pylist())
             files.update(q.file for q in batch.quarantine)  # a file may have no good row at all
             line_level = pl.DataFrame(
                 {
-                    SOURCE_COLUMN: [source.source_name] * len(batch.quarantine),
+                    SOURCE_COLUMN: [reader.source_name] * len(batch.quarantine),
                     "_file": [q.file for q in batch.quarantine],
                     "_line": [q.line for q in batch.quarantine],
                     "raw": [q.raw for q in batch.quarantine],

@@ -1,15 +1,17 @@
-"""The one interface both export sources implement.
+"""The one interface both export readers implement, and the batches they yield (no Dagster).
 
-A source yields `RawBatch`es for one (table, partition): the export's columns as nullable strings,
+A reader yields `RawBatch`es for one (table, partition): the export's columns as nullable strings,
 in `ExportTable.columns` order, plus provenance. Typing, filtering and quarantine happen once,
-downstream (ingest/typing.py), so HiveServer2 and landing files cannot drift apart.
+downstream (ingest/typecast.py), so HiveServer2 and landing files cannot drift apart.
+Readers: `LandingExportReader` (landing.py) and `HiveExportReader` (hive_client.py); the Dagster
+resources that configure them are in dagster_autotag/resources.py.
 """
 
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
-import dagster as dg
 import pyarrow as pa
 
 from dagster_autotag.ingest.tables import ExportTable
@@ -50,12 +52,12 @@ def raw_batch_schema(table: ExportTable) -> pa.Schema:
     )
 
 
-class ExportSource(dg.ConfigurableResource):
-    """Base resource: yields the rows of one export table for one daily partition."""
+class ExportReader(Protocol):
+    """Yields the rows of one export table for one daily partition."""
 
     @property
     def source_name(self) -> str:
-        raise NotImplementedError
+        """'landing' or 'hive': the `_source` of every typed and quarantined row."""
+        ...
 
-    def iter_batches(self, table: ExportTable, dt: str) -> Iterator[RawBatch]:
-        raise NotImplementedError
+    def iter_batches(self, table: ExportTable, dt: str) -> Iterator[RawBatch]: ...

@@ -7,7 +7,7 @@ everything downstream of ingest reads these definitions instead of repeating col
 from dataclasses import dataclass
 
 # The seed's export filters. `sql/exports/*.sql` applies them in Hive; the landing-file path applies
-# the same predicates in polars (ingest/typing.py), and a real-Hive test checks that both agree.
+# the same predicates in polars (ingest/typecast.py), and a real-Hive test checks that both agree.
 KEPT_DTYPES = ("news", "yichehao_news", "yichehao_video")
 EXCLUDED_GRADE = "Z"
 EXCLUDED_GC = ("AGC-XIAOYI", "AGC-XIAOSHA")

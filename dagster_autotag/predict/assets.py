@@ -54,8 +54,7 @@ from dagster_autotag.quality.drift import (
     label_drift,
     worst,
 )
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 
 LABELS_KEY = dg.AssetKey([PREDICTIONS_LAYER, DAILY_LABELS])
 PUBLISHED_KEY = dg.AssetKey([PREDICTIONS_LAYER, PUBLISHED_LAYER])

@@ -19,10 +19,9 @@ from pydantic import Field
 from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.layers import DATASETS_LAYER
 from dagster_autotag.metadata import path_value
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.run_config import config_from_dataclass
 from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig
-from dagster_autotag.train.mlflow_resource import MlflowResource
 from dagster_autotag.train.tracking import Fit, TrackedRun, per_label_markdown, track_and_register
 
 TRAINING_POOL = "autotag_training"
@@ -134,7 +133,7 @@ def track(
         params=config.model_dump(),
         promotion_metric=config.promotion_metric,
         promotion_tolerance=config.promotion_tolerance,
-        log=context.log.info,
+        log=context.log,
     )
     return dg.MaterializeResult(metadata=training_metadata(tracked))
 
@@ -150,7 +149,7 @@ def training_metadata(tracked: TrackedRun) -> dict:
         **{f"test_{k}": round(float(v), 4) for k, v in tracked.summary.items() if k.startswith(("micro", "macro"))},
         "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
         "per_label": dg.MetadataValue.md(per_label_markdown(tracked.test.per_label, shipped, set(tracked.rare_labels))),
-        "pr_curves": dg.MetadataValue.md(_png_markdown(tracked.test.pr_curve_png(), "PR curves")),
+        "pr_curves": dg.MetadataValue.md(tracked.pr_curves.markdown("PR curves")),
         "dataset": path_value(tracked.dataset_dir),
     }
 
@@ -197,9 +196,3 @@ def ensemble_fit(scheme: Scheme, kinds: list[str], config: EnsembleConfig) -> Fi
         )
 
     return fit
-
-
-def _png_markdown(png: bytes, alt: str) -> str:
-    import base64
-
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -5,7 +5,6 @@ right / predict / standard are the counts the seed reports used: true positives,
 positives and gold positives.
 """
 
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
+
+from dagster_autotag.charts import Chart, CJKFont, render_chart
 
 TOP_CONFUSION_PAIRS = 50
 PR_COLUMNS = 4
@@ -29,8 +30,8 @@ class Evaluation:
     probs: np.ndarray = field(repr=False)
     y_pred: np.ndarray = field(repr=False)
 
-    def pr_curve_png(self, path: Path | None = None) -> bytes:
-        return pr_curve_png(self.y_true, self.probs, self.label_names, path, y_pred=self.y_pred)
+    def pr_curve_chart(self, path: Path | None = None) -> Chart:
+        return pr_curve_chart(self.y_true, self.probs, self.label_names, path, y_pred=self.y_pred)
 
 
 def _as_bool(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -197,21 +198,22 @@ def to_json(evaluation: Evaluation) -> dict:
     }
 
 
-def pr_curve_png(
+def pr_curve_chart(
     y_true: np.ndarray,
     probs: np.ndarray,
     label_names: list[str],
     path: Path | None = None,
     y_pred: np.ndarray | None = None,
-) -> bytes:
+) -> Chart:
     """A grid of small PR curves, one per label, with the operating point of `y_pred` marked; the
-    PNG bytes, also written to `path` when given."""
+    PNG is also written to `path` when given. Never raises (charts.py)."""
+    y_true, probs = np.asarray(y_true) > 0, np.asarray(probs)
+    return render_chart(lambda font: _pr_figure(y_true, probs, label_names, y_pred, font), path)
+
+
+def _pr_figure(y_true: np.ndarray, probs: np.ndarray, label_names: list[str], y_pred: np.ndarray | None, font: CJKFont):
     from matplotlib.figure import Figure  # here, not at import: loading a model for inference needs no plots
 
-    from dagster_autotag.corpus.chart import cjk_font_family
-
-    y_true, probs = np.asarray(y_true) > 0, np.asarray(probs)
-    family = cjk_font_family()
     n_labels = len(label_names)
     ncols = max(1, min(PR_COLUMNS, n_labels))
     nrows = max(1, math.ceil(n_labels / ncols))
@@ -236,14 +238,8 @@ def pr_curve_png(
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=7)
         title = f"{label_names[j]}  n={int(y.sum())}" + ("" if ap is None else f"  AP={ap:.2f}")
-        ax.set_title(title, fontsize=8, fontfamily=family, loc="left")
+        ax.set_title(title, fontproperties=font.properties(8), loc="left")
         ax.spines[["top", "right"]].set_visible(False)
     fig.supxlabel("recall", fontsize=9)
     fig.supylabel("precision", fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    png = buf.getvalue()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(png)
-    return png
+    return fig

@@ -2,8 +2,9 @@
 pyfunc registered with alias `challenger`, then the promotion gate that moves `champion`.
 
 No Dagster: the caller passes where to track (anything with MlflowResource's `run` and `run_url`),
-the training as `fit(dataset_dir, on_epoch) -> TrainingResult` and a log callback, and gets a
-TrackedRun back (train/assets.py turns it into asset metadata). mlflow, the model code and the
+the training as `fit(dataset_dir, on_epoch) -> TrainingResult` and where to log (the asset's
+context.log; by default this module's standard logger), and gets a TrackedRun back (train/assets.py
+turns it into asset metadata). mlflow, the model code and the
 evaluation are imported inside the functions, like train/registry.py, so the code location that
 imports this module does not pay for them.
 """
@@ -11,6 +12,7 @@ imports this module does not pay for them.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -24,18 +26,28 @@ from dagster_autotag.train.registry import Promotion
 if TYPE_CHECKING:
     import polars as pl
 
+    from dagster_autotag.charts import Chart
     from dagster_autotag.train.evaluate import Evaluation
     from dagster_autotag.train.scheme_model import EpochCallback, TrainingResult
 
 EXAMPLE_TEXTS = 3  # test texts logged as the pyfunc's input example
+logger = logging.getLogger(__name__)
 
 
 class TrackingStore(Protocol):
-    """Where runs go: MlflowResource (train/mlflow_resource.py) is one."""
+    """Where runs go: MlflowResource (resources.py) is one."""
 
     def run(self, run_name: str, tags: dict[str, str] | None = None) -> AbstractContextManager[Any]: ...
 
     def run_url(self, run_id: str) -> str: ...
+
+
+class Log(Protocol):
+    """A logging.Logger, or Dagster's context.log."""
+
+    def info(self, msg: str) -> None: ...
+
+    def warning(self, msg: str) -> None: ...
 
 
 Fit = Callable[[Path, "EpochCallback"], "TrainingResult"]
@@ -52,6 +64,7 @@ class TrackedRun:
     shipped_labels: list[str]  # targets whose dev precision reached the floor
     rare_labels: list[str]
     test: Evaluation
+    pr_curves: Chart  # the test split's, drawn once: evaluation/pr_curves.png and asset metadata
     dataset_dir: Path
 
     @property
@@ -69,7 +82,7 @@ def track_and_register(
     params: Mapping[str, Any],
     promotion_metric: str,
     promotion_tolerance: float,
-    log: Callable[[str], None] = lambda message: None,
+    log: Log = logger,
 ) -> TrackedRun:
     """`params`: the run's options, logged as `cfg.<name>`. The challenger is promoted when its
     `promotion_metric` on the test split is at least the champion's minus `promotion_tolerance`."""
@@ -89,7 +102,7 @@ def track_and_register(
 
         def on_epoch(task: str, epoch: int, metrics: dict) -> None:
             mlflow.log_metrics({f"{task}.{k}": float(v) for k, v in metrics.items()}, step=epoch)
-            log(f"{task} epoch {epoch}: {metrics}")
+            log.info(f"{task} epoch {epoch}: {metrics}")
 
         result = fit(dataset_dir, on_epoch)
         summary = {k: v for k, v in result.test.summary.items() if isinstance(v, (int, float)) and v is not None}
@@ -99,7 +112,9 @@ def track_and_register(
             artifacts, model_dir = Path(tmp) / "artifacts", Path(tmp) / "model"
             artifacts.mkdir()
             result.model.save(model_dir)
-            write_artifacts(artifacts, result, manifest)
+            pr_curves = write_artifacts(artifacts, result, manifest)
+            if pr_curves.note:
+                log.warning(f"PR curves: {pr_curves.note}")
             mlflow.log_artifacts(str(artifacts), artifact_path="evaluation")
             logged = log_scheme_model(model_dir, name, _example_texts(dataset_dir))
         test = SplitData.read(dataset_dir / "test.parquet", manifest["labels"])
@@ -110,7 +125,7 @@ def track_and_register(
             {"promotion": "promoted" if decision.promoted else "kept champion", "promotion.reason": decision.reason}
         )
         run_id = run.info.run_id
-    log(f"{name} v{logged.version}: {decision.reason}")
+    log.info(f"{name} v{logged.version}: {decision.reason}")
     return TrackedRun(
         run_id=run_id,
         run_url=store.run_url(run_id),
@@ -121,6 +136,7 @@ def track_and_register(
         shipped_labels=list(result.shipped_labels()),
         rare_labels=list(result.rare_labels),
         test=result.test,
+        pr_curves=pr_curves,
         dataset_dir=dataset_dir,
     )
 
@@ -133,8 +149,9 @@ def dataset_params(manifest: dict) -> dict[str, Any]:
     }
 
 
-def write_artifacts(folder: Path, result: TrainingResult, manifest: dict) -> None:
-    """evaluation/: label map, thresholds, metrics, PR curves, bad cases, per-label and confusion tables."""
+def write_artifacts(folder: Path, result: TrainingResult, manifest: dict) -> Chart:
+    """evaluation/: label map, thresholds, metrics, PR curves, bad cases, per-label and confusion tables.
+    Returns the PR-curve Chart (drawn once: artifact and metadata)."""
     from dagster_autotag.train.evaluate import to_json
 
     (folder / "label_map.json").write_text(
@@ -149,10 +166,10 @@ def write_artifacts(folder: Path, result: TrainingResult, manifest: dict) -> Non
     (folder / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
     metrics = {"test": to_json(result.test), "dev": to_json(result.dev), "seconds": result.seconds, "dataset": manifest}
     (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
-    result.test.pr_curve_png(folder / "pr_curves.png")
     result.test.bad_cases.write_csv(folder / "bad_cases.csv")
     result.test.per_label.write_csv(folder / "per_label.csv")
     result.test.co_occurrence_errors.write_csv(folder / "co_occurrence_errors.csv")
+    return result.test.pr_curve_chart(folder / "pr_curves.png")
 
 
 def per_label_markdown(per_label: pl.DataFrame, shipped: set[str], rare: set[str]) -> str:

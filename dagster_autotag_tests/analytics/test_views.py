@@ -15,8 +15,7 @@ import polars as pl
 from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY, duckdb_views
 from dagster_autotag.analytics.views import DB_FILE, SNAPSHOT_RETENTION, SNAPSHOTS, refresh_views
 from dagster_autotag.lake import read_partition, write_partition
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag_tests.demo_home import DEMO_DAYS
 
 BASE_VIEWS = {"corpus_items", "corpus_labels_long", "label_distribution", "model_versions"}

@@ -11,9 +11,8 @@ import duckdb
 from dagster_autotag.automation import DAILY_BACKFILL_POLICY
 from dagster_autotag.definitions import DAILY_JOB, build_definitions
 from dagster_autotag.demo import INSTANCE_CONCURRENCY
-from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.lake import table_glob
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import LakeResource, LandingExportSource
 from dagster_autotag.sample.generator import generate_landing
 from dagster_autotag_tests.webserver import dagster_dev, graphql
 

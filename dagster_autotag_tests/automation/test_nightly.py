@@ -11,9 +11,7 @@ import pytest
 
 from dagster_autotag.analytics.views import DB_FILE
 from dagster_autotag.definitions import NIGHTLY_JOB, build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
 DAILY_ASSETS = {

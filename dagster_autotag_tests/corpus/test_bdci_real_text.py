@@ -15,8 +15,7 @@ import pytest
 
 from dagster_autotag.corpus.config import parse_corpus_config
 from dagster_autotag.definitions import build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import LakeResource, LandingExportSource
 from dagster_autotag_tests.corpus.bdci import BDCI_CSV, PARENT_NAME, expected_aspects, read_reviews, write_bdci_landing
 
 pytestmark = pytest.mark.shared_data

@@ -9,9 +9,8 @@ import pytest
 
 from dagster_autotag.corpus.dataset import CORPUS_ITEMS, CORPUS_LAYER
 from dagster_autotag.definitions import build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.lake import write_partition
-from dagster_autotag.resources import LakeResource
+from dagster_autotag.resources import LakeResource, LandingExportSource
 from dagster_autotag.sample.generator import generate_landing
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
@@ -66,10 +65,36 @@ def test_corpus_partition_metadata_and_chart(home):
     assert "全0样本" in items_meta["label_counts"].value
     assert items_meta["items_with_unknown_tag_ids"].value > 0  # series/brand ids are not content tags
     assert dist_meta["chart"].value.startswith("![label distribution")
-    assert dist_meta["chart_missing_glyphs"].value == 0
+    assert dist_meta["chart_missing_glyphs"].value == 0 and dist_meta["chart_note"].value == "ok"
     assert "| 新车资讯/谍照 |" in dist_meta["distribution"].value
     folder = home / "lake" / "corpus" / "label_distribution" / f"dt={DAYS[-1]}"
     assert (folder / "chart.png").stat().st_size > 10_000
+
+
+def test_without_any_cjk_font_the_distribution_is_written_and_the_metadata_says_why(home, monkeypatch):
+    from matplotlib import font_manager
+
+    from dagster_autotag import charts
+
+    monkeypatch.setattr(charts, "_found", None)
+    monkeypatch.delenv(charts.FONT_ENV, raising=False)
+    monkeypatch.setattr(charts, "bundled_font_path", lambda: None)
+    manager = font_manager.fontManager
+    monkeypatch.setattr(manager, "ttflist", [e for e in manager.ttflist if e.name not in charts.CJK_FAMILIES])
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
+    defs = definitions(home)
+    result = dg.materialize(
+        daily_assets(defs),
+        partition_key=DAYS[0],
+        resources=defs.resources,
+        selection=dg.AssetSelection.assets(dg.AssetKey(["corpus", "label_distribution"])),
+    )
+    assert result.success
+    meta = materializations(result)["corpus/label_distribution"]
+    assert meta["chart"].value.startswith("_no chart: no CJK font") and meta["chart_font"].value == "none"
+    assert meta["chart_note"].value.startswith("no CJK font")
+    folder = home / "lake" / "corpus" / "label_distribution" / f"dt={DAYS[0]}"
+    assert (folder / "part-0.parquet").exists() and not (folder / "chart.png").exists()
 
 
 def test_analysts_can_query_the_corpus_and_distribution_with_duckdb(home):

@@ -7,6 +7,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
+from dagster_autotag import charts
+from dagster_autotag.charts import CJK_FAMILIES, CJKFont
 from dagster_autotag.clean.video import build_video_asr
 from dagster_autotag.corpus.chart import distribution_chart
 from dagster_autotag.corpus.config import CorpusConfig, InputText, Rule, Scheme, TextField
@@ -160,15 +162,18 @@ def test_chart_renders_chinese_labels_without_missing_glyphs(corpus):
     dist = label_distribution(corpus.items, CONFIG, corpus.label_sets)
     chart = distribution_chart(dist, "corpus/items 2024-05-01 新车资讯")
     assert chart.missing_glyphs == [], chart.missing_glyphs
-    assert "CJK" in chart.font or "Hei" in chart.font or "Han" in chart.font
+    assert chart.font is not None and chart.font.family in CJK_FAMILIES
     image = Image.open(io.BytesIO(chart.png))
     assert image.format == "PNG" and image.size[0] > 500
-    assert chart.markdown().startswith("![label distribution](data:image/png;base64,")
+    assert chart.markdown("label distribution").startswith("![label distribution](data:image/png;base64,")
 
 
 def test_a_font_without_chinese_glyphs_is_reported_not_hidden(corpus, monkeypatch):
-    from dagster_autotag.corpus import chart as chart_module
+    from matplotlib import font_manager
 
-    monkeypatch.setattr(chart_module, "cjk_font_family", lambda: "DejaVu Sans")
+    dejavu = font_manager.findfont("DejaVu Sans", fallback_to_default=False)
+    monkeypatch.setattr(charts, "_found", CJKFont("DejaVu Sans", str(dejavu), 0, "test"))
     dist = label_distribution(corpus.items, CONFIG, corpus.label_sets)
-    assert chart_module.distribution_chart(dist, "新车").missing_glyphs
+    chart = distribution_chart(dist, "新车")
+    assert chart.png is not None and chart.missing_glyphs
+    assert "glyph(s) missing from the font" in chart.note and chart.summary()["chart_missing_glyphs"] > 0

@@ -1,4 +1,5 @@
-"""HiveExportSource against a real HiveServer2 (Spark Thrift Server), plus its offline behaviour."""
+"""HiveExportReader (and its resource, HiveExportSource) against a real HiveServer2 (Spark Thrift Server),
+plus their offline behaviour."""
 
 import datetime as dt_
 import logging
@@ -11,13 +12,7 @@ import pyarrow as pa
 import pytest
 
 from dagster_autotag.ingest import hive_client
-from dagster_autotag.ingest.hive_client import (
-    INVALID_UTF8,
-    HiveExportError,
-    HiveExportSource,
-    hive_source_from_env,
-    rows_to_batch,
-)
+from dagster_autotag.ingest.hive_client import INVALID_UTF8, HiveExportError, HiveExportReader, rows_to_batch
 from dagster_autotag.ingest.source import FILE_COLUMN, LINE_COLUMN, RawBatch, raw_batch_schema
 from dagster_autotag.ingest.tables import (
     ASR,
@@ -30,6 +25,7 @@ from dagster_autotag.ingest.tables import (
     TAG_DIM,
     ExportTable,
 )
+from dagster_autotag.resources import HiveExportSource, hive_source_from_env
 from dagster_autotag_tests.hive_server import HiveServer, free_port, load_rows
 
 DT = "2024-03-15"
@@ -88,7 +84,7 @@ def expected_after_filters(table: ExportTable, rows) -> list[tuple]:
     return list(rows)
 
 
-def collect(source: HiveExportSource, table: ExportTable, dt: str):
+def collect(source: HiveExportReader, table: ExportTable, dt: str):
     batches: list[RawBatch] = list(source.iter_batches(table, dt))
     schema = raw_batch_schema(table)
     for b in batches:
@@ -98,8 +94,8 @@ def collect(source: HiveExportSource, table: ExportTable, dt: str):
     return rows, data, batches
 
 
-def source_for(server: HiveServer, **kwargs) -> HiveExportSource:
-    return HiveExportSource(host=server.host, port=server.port, **kwargs)
+def source_for(server: HiveServer, **kwargs) -> HiveExportReader:
+    return HiveExportReader(host=server.host, port=server.port, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +208,8 @@ def test_password_auth_never_logged(loaded: HiveServer, caplog: pytest.LogCaptur
     assert f"{loaded.host}:{loaded.port}" in caplog.text and "2 rows" in caplog.text
     assert PASSWORD not in caplog.text
     assert PASSWORD not in repr(source) and PASSWORD not in str(source)
+    resource = HiveExportSource(host=loaded.host, port=loaded.port, auth="CUSTOM", password=PASSWORD)
+    assert PASSWORD not in repr(resource) and PASSWORD not in str(resource)
 
 
 @pytest.mark.hive
@@ -226,14 +224,20 @@ def test_env_configured_source_in_a_dagster_run(
 
     @dg.asset
     def tags(hive: HiveExportSource) -> dg.MaterializeResult:
-        rows = sum(b.rows.num_rows for b in hive.iter_batches(TAG_DIM, DT))
+        rows = sum(b.rows.num_rows for b in hive.reader().iter_batches(TAG_DIM, DT))
         return dg.MaterializeResult(metadata={"rows": rows})
 
-    result = dg.materialize([tags], resources={"hive": hive_source_from_env()})
+    # The reader logs to a standard-library logger; an instance that manages it (dagster.yaml
+    # `python_logs: managed_python_loggers: [dagster_autotag]`) records its messages in the run.
+    instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"managed_python_loggers": ["dagster_autotag"]}})
+    result = dg.materialize([tags], resources={"hive": hive_source_from_env()}, instance=instance)
     assert result.success
     [mat] = result.asset_materializations_for_node("tags")
     assert mat.metadata["rows"].value == 2
+    run_log = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert f"connected to HiveServer2 {loaded.host}:{loaded.port}" in run_log
     assert PASSWORD not in caplog.text
+    assert PASSWORD not in run_log
     assert PASSWORD not in "\n".join(str(e) for e in result.all_events)
 
 
@@ -268,14 +272,14 @@ def test_generated_day_round_trips(hive_server: HiveServer, generated_day):
 def test_hive_and_landing_sources_agree(hive_server: HiveServer, generated_day, tmp_path: Path):
     """Same day through both sources and the shared ingest: identical typed rows and quarantine."""
     pl = pytest.importorskip("polars")
-    from dagster_autotag.ingest.landing import LandingExportSource
+    from dagster_autotag.ingest.landing import LandingExportReader
     from dagster_autotag.ingest.raw import ingest_partition
     from dagster_autotag.sample.generator import write_landing
 
     write_landing(tmp_path / "landing", generated_day, file_dirt=False)
     sources = {
         "hive": source_for(hive_server, fetch_size=97),
-        "landing": LandingExportSource(landing_dir=str(tmp_path / "landing")),
+        "landing": LandingExportReader(tmp_path / "landing"),
     }
     for table in EXPORT_TABLES.values():
         out = {}
@@ -317,7 +321,7 @@ def test_connection_failure_retries_with_backoff_then_names_host_and_table(
     monkeypatch.setattr(hive_client, "_sleep", sleeps.append)
     caplog.set_level(logging.DEBUG)
     port = free_port()  # nothing listens there
-    source = HiveExportSource(
+    source = HiveExportReader(
         host="127.0.0.1", port=port, auth="LDAP", password=PASSWORD,
         connect_retries=3, retry_backoff_s=0.01,
     )  # fmt: skip
@@ -344,7 +348,7 @@ def test_rejected_login_is_not_retried(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(hive_client.hive, "connect", reject)
     monkeypatch.setattr(hive_client, "_sleep", lambda s: pytest.fail("must not retry"))
-    source = HiveExportSource(host="hive.example", port=10001, auth="LDAP", password=PASSWORD)
+    source = HiveExportReader(host="hive.example", port=10001, auth="LDAP", password=PASSWORD)
     with pytest.raises(HiveExportError, match="rejected the login") as info:
         next(source.iter_batches(TAG_DIM, DT))
     assert len(calls) == 1 and calls[0]["password"] == PASSWORD and calls[0]["auth"] == "LDAP"
@@ -361,7 +365,7 @@ def test_password_only_sent_for_ldap_and_custom(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(hive_client.hive, "connect", fake_connect)
     for auth in ("NONE", "NOSASL", "LDAP", "CUSTOM"):
-        source = HiveExportSource(host="h", auth=auth, password=PASSWORD, connect_retries=0, retry_backoff_s=0)
+        source = HiveExportReader(host="h", auth=auth, password=PASSWORD, connect_retries=0, retry_backoff_s=0)
         with pytest.raises(HiveExportError):
             next(source.iter_batches(ASR, DT))
     assert [("password" in k, k["auth"]) for k in seen] == [
@@ -376,13 +380,13 @@ def test_invalid_partition_rejected_before_connecting(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(hive_client.hive, "connect", no_connect)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        next(HiveExportSource(host="127.0.0.1").iter_batches(NEWS_POOL, bad))
+        next(HiveExportReader(host="127.0.0.1").iter_batches(NEWS_POOL, bad))
 
 
 def test_password_modes_need_a_password_and_do_not_retry(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(hive_client, "_sleep", lambda s: pytest.fail("must not retry"))
     with pytest.raises(ValueError, match="needs a password"):
-        next(HiveExportSource(host="127.0.0.1", auth="LDAP").iter_batches(ASR, DT))
+        next(HiveExportReader(host="127.0.0.1", auth="LDAP").iter_batches(ASR, DT))
 
 
 def test_env_source_hides_password(monkeypatch: pytest.MonkeyPatch):
@@ -396,7 +400,10 @@ def test_env_source_hides_password(monkeypatch: pytest.MonkeyPatch):
     )  # fmt: skip
     assert source.password == PASSWORD
     assert PASSWORD not in repr(source) and PASSWORD not in str(source)
-    assert source.source_name == "hive"
+    reader = source.reader()
+    assert reader == HiveExportReader(host="hive.example", password=PASSWORD)
+    assert PASSWORD not in repr(reader) and PASSWORD not in str(reader)
+    assert reader.source_name == "hive"
 
 
 def test_rows_to_batch_converts_and_quarantines():

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dagster_autotag import lake as lake_module
-from dagster_autotag.ingest.landing import LandingExportSource, MissingLandingPartition
+from dagster_autotag.ingest.landing import LandingExportReader, MissingLandingPartition
 from dagster_autotag.ingest.raw import ingest_partition
 from dagster_autotag.ingest.tables import NEWS_POOL, TAG_DIM
 from dagster_autotag.ingest.tsv_format import format_rows
@@ -40,7 +40,7 @@ def news_rows():
 
 def test_filters_contract_and_quarantine(tmp_path):
     land(tmp_path / "landing", "news_pool", news_rows(), extra=b"108\tshort line\n")
-    source = LandingExportSource(landing_dir=str(tmp_path / "landing"))
+    source = LandingExportReader(tmp_path / "landing")
     report = ingest_partition(source, NEWS_POOL, DT, tmp_path / "lake")
 
     raw = pl.read_parquet(report.path / "part-0.parquet")
@@ -75,9 +75,7 @@ def test_tag_dim_keeps_active_content_tags_only(tmp_path):
         ("30101", "谍照", "内容标签", "30100,30101", "新车资讯,谍照", "x"),
     ]
     land(tmp_path / "landing", "tag_dim", rows)
-    report = ingest_partition(
-        LandingExportSource(landing_dir=str(tmp_path / "landing")), TAG_DIM, DT, tmp_path / "lake"
-    )
+    report = ingest_partition(LandingExportReader(tmp_path / "landing"), TAG_DIM, DT, tmp_path / "lake")
     raw = pl.read_parquet(report.path / "part-0.parquet")
     assert raw["id"].to_list() == ["30100"] and raw["status"].to_list() == [1]
     # status 'x' is not 1, exactly as Hive's `status = 1` treats it: filtered, not quarantined
@@ -86,7 +84,7 @@ def test_tag_dim_keeps_active_content_tags_only(tmp_path):
 
 def test_rerun_is_byte_identical_and_replaces_the_partition(tmp_path):
     land(tmp_path / "landing", "news_pool", news_rows())
-    source = LandingExportSource(landing_dir=str(tmp_path / "landing"))
+    source = LandingExportReader(tmp_path / "landing")
     first = ingest_partition(source, NEWS_POOL, DT, tmp_path / "lake")
     before = (first.path / "part-0.parquet").read_bytes()
     second = ingest_partition(source, NEWS_POOL, DT, tmp_path / "lake")
@@ -104,7 +102,7 @@ def test_rerun_is_byte_identical_and_replaces_the_partition(tmp_path):
 
 def test_crash_mid_write_leaves_the_previous_version(tmp_path, monkeypatch):
     land(tmp_path / "landing", "news_pool", news_rows())
-    source = LandingExportSource(landing_dir=str(tmp_path / "landing"))
+    source = LandingExportReader(tmp_path / "landing")
     good = ingest_partition(source, NEWS_POOL, DT, tmp_path / "lake")
     before = (good.path / "part-0.parquet").read_bytes()
 
@@ -128,14 +126,14 @@ def test_swap_without_renameat2_falls_back_to_two_renames(tmp_path, monkeypatch)
 
 
 def test_missing_landing_partition_names_the_expected_path(tmp_path):
-    source = LandingExportSource(landing_dir=str(tmp_path / "landing"))
+    source = LandingExportReader(tmp_path / "landing")
     with pytest.raises(MissingLandingPartition, match=r"landing/news_pool/dt=2024-05-01"):
         ingest_partition(source, NEWS_POOL, DT, tmp_path / "lake")
 
 
 @pytest.mark.parametrize("dt", ["2024-5-1", "2024-05-01; DROP TABLE x", "../2024-05-01", "2024-13-01"])
 def test_partition_value_is_validated(tmp_path, dt):
-    source = LandingExportSource(landing_dir=str(tmp_path / "landing"))
+    source = LandingExportReader(tmp_path / "landing")
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         ingest_partition(source, NEWS_POOL, dt, tmp_path / "lake")
 
@@ -144,9 +142,7 @@ def test_several_files_and_markers(tmp_path):
     folder = land(tmp_path / "landing", "news_pool", [GOOD], name="000000_0")
     (folder / "000001_0").write_bytes(format_rows([("200",) + GOOD[1:]]).encode())
     (folder / ".000001_0.crc").write_bytes(b"\x00garbage")
-    report = ingest_partition(
-        LandingExportSource(landing_dir=str(tmp_path / "landing")), NEWS_POOL, DT, tmp_path / "lake"
-    )
+    report = ingest_partition(LandingExportReader(tmp_path / "landing"), NEWS_POOL, DT, tmp_path / "lake")
     raw = pl.read_parquet(report.path / "part-0.parquet")
     assert raw["itemid"].to_list() == ["100", "200"]
     assert raw["_file"].to_list() == [f"news_pool/dt={DT}/000000_0", f"news_pool/dt={DT}/000001_0"]
@@ -156,7 +152,5 @@ def test_several_files_and_markers(tmp_path):
 def test_a_file_with_only_bad_lines_is_still_counted_and_its_lines_quarantined(tmp_path):
     folder = land(tmp_path / "landing", "news_pool", [GOOD], name="000000_0")
     (folder / "000001_0").write_bytes(b"only\tthree\tcolumns\n")
-    report = ingest_partition(
-        LandingExportSource(landing_dir=str(tmp_path / "landing")), NEWS_POOL, DT, tmp_path / "lake"
-    )
+    report = ingest_partition(LandingExportReader(tmp_path / "landing"), NEWS_POOL, DT, tmp_path / "lake")
     assert report.files == 2 and report.rows_out == 1 and report.quarantined == 1

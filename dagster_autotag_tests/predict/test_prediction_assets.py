@@ -12,14 +12,12 @@ import pytest
 
 from dagster_autotag.corpus.config import load_corpus_config
 from dagster_autotag.definitions import build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.lake import write_partition
 from dagster_autotag.predict.assets import DRIFT_FILE, LABELS_KEY, PUBLISHED_KEY, TABLE_COLUMNS, build_prediction_assets
 from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA
 from dagster_autotag.predict.champion import load_champion
 from dagster_autotag.predict.reference import cached_reference_profile
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag.train.registry import CHAMPION
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 

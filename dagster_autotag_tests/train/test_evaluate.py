@@ -89,11 +89,11 @@ def test_json_is_serialisable(ev):
     assert data["co_occurrence_errors"][0]["count"] == 2
 
 
-def test_pr_curve_png(ev, tmp_path):
+def test_pr_curve_chart(ev, tmp_path):
     path = tmp_path / "charts" / "pr.png"
-    png = ev.pr_curve_png(path)
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
-    assert path.read_bytes() == png
+    chart = ev.pr_curve_chart(path)
+    assert chart.png.startswith(b"\x89PNG\r\n\x1a\n") and len(chart.png) > 5000
+    assert path.read_bytes() == chart.png and chart.missing_glyphs == []
 
 
 def test_shape_mismatch_is_rejected():

@@ -1,6 +1,7 @@
 """train/tracking.py without Dagster: one MLflow run (real sqlite store) around a linear training."""
 
 import json
+import logging
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -53,9 +54,10 @@ def dataset(tmp_path):
     return path
 
 
-def test_one_run_logs_registers_and_promotes(dataset, tmp_path, monkeypatch):
+def test_one_run_logs_registers_and_promotes(dataset, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("AUTOTAG_HOME", str(tmp_path))
-    store, logged = SqliteStore(tmp_path), []
+    caplog.set_level(logging.INFO, logger="dagster_autotag.train.tracking")  # the default log
+    store = SqliteStore(tmp_path)
     config = LinearConfig(min_df=1)
 
     def fit(dataset_dir, on_epoch):
@@ -63,11 +65,12 @@ def test_one_run_logs_registers_and_promotes(dataset, tmp_path, monkeypatch):
 
     tracked = track_and_register(
         store, "p0_test", "linear", dataset, fit,
-        params={"min_df": 1, "c": 4.0}, promotion_metric="micro_f1", promotion_tolerance=0.0, log=logged.append,
+        params={"min_df": 1, "c": 4.0}, promotion_metric="micro_f1", promotion_tolerance=0.0,
     )  # fmt: skip
     assert tracked.registered_model == "autotag.p0_test.linear v1"
     assert tracked.promotion.promoted and tracked.run_url == f"{store.uri} run {tracked.run_id}"
-    assert logged[-1] == "autotag.p0_test.linear v1: no champion yet"
+    assert caplog.messages[-1] == "autotag.p0_test.linear v1: no champion yet"
+    assert tracked.pr_curves.png is not None and tracked.pr_curves.markdown("PR").startswith("![PR]")
     assert tracked.summary["micro_f1"] > 0.5 and GATE in tracked.shipped_labels
     client = mlflow.MlflowClient(store.uri)
     run = client.get_run(tracked.run_id)

@@ -8,9 +8,7 @@ import pandas as pd
 import pytest
 
 from dagster_autotag.definitions import build_definitions
-from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.resources import LakeResource
-from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag.train.registry import CHALLENGER, CHAMPION
 from dagster_autotag_tests.test_definitions import materializations
 
