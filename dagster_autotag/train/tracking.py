@@ -4,9 +4,8 @@ pyfunc registered with alias `challenger`, then the promotion gate that moves `c
 No Dagster: the caller passes where to track (anything with MlflowResource's `run` and `run_url`),
 the training as `fit(dataset_dir, on_epoch) -> TrainingResult` and where to log (the asset's
 context.log; by default this module's standard logger), and gets a TrackedRun back (train/assets.py
-turns it into asset metadata). mlflow, the model code and the
-evaluation are imported inside the functions, like train/registry.py, so the code location that
-imports this module does not pay for them.
+turns it into asset metadata). mlflow, the model code and the evaluation are imported inside the
+functions, like train/registry.py, so the code location that imports this module does not pay for them.
 """
 
 from __future__ import annotations
