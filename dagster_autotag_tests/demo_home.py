@@ -20,7 +20,9 @@ class DemoHome:
 
 
 def run_demo(home: Path) -> DemoHome:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "AUTOTAG_CJK_FONT")}  # DAGSTER_HOME: from --home
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "AUTOTAG_CJK_FONT")
+    }  # DAGSTER_HOME: from --home
     # As on a fresh machine: an empty matplotlib cache and no system font visible to matplotlib (CI
     # installs a CJK one for Chromium), so the charts must come from the font the project ships.
     (home / "mplconfig").mkdir()
