@@ -71,7 +71,7 @@ def config_from_dataclass(
         keys[f.name] = key
         definitions[key] = _field(f, hints[f.name])
     definitions.update(extra)
-    bases = (base, DataclassConfig) if not issubclass(base, DataclassConfig) else (base,)
+    bases = (base,) if issubclass(base, DataclassConfig) else (DataclassConfig, base)
     model = pydantic.create_model(f"{source.__name__}RunConfig", __base__=bases, __module__=__name__, **definitions)
     model.dataclass_source = source
     model.config_keys = keys

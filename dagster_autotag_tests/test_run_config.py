@@ -19,10 +19,11 @@ from dagster_autotag.train.assets import (
     TrainConfig,
     build_training_asset,
 )
-from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig
+from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig, TrainingOptions
 
 # Dagster config class, its dataclass, dataclass field → run config key where they differ
 DERIVED = [
+    (TrainConfig, TrainingOptions, {}),
     (LinearTrainConfig, LinearConfig, {"C": "c"}),
     (TextCNNTrainConfig, TextCNNConfig, {"top_k": "pooling_top_k"}),
     (BertRunConfig, BertTrainConfig, {}),

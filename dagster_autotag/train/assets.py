@@ -21,19 +21,18 @@ from dagster_autotag.layers import DATASETS_LAYER
 from dagster_autotag.metadata import path_value
 from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.run_config import config_from_dataclass
-from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig
+from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig, TrainingOptions
 from dagster_autotag.train.tracking import Fit, TrackedRun, per_label_markdown, track_and_register
 
 TRAINING_POOL = "autotag_training"
 BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
 
 
-class TrainConfig(dg.Config):
-    threshold_mode: str = Field("precision_floor", description="precision_floor | f1")
-    precision_floor: float = Field(0.8, description="a label must reach this dev precision to ship")
-    top_k: int = Field(0, description="at most k sub-labels per item (0 = no cap); stored with the model")
-    promotion_metric: str = Field("micro_f1", description="test metric compared with the champion's")
-    promotion_tolerance: float = Field(0.005, description="challenger may be this much below the champion")
+class TrainConfig(config_from_dataclass(TrainingOptions)):
+    """Shared by every model type's run config: thresholds and promotion (TrainingOptions)."""
+
+    def training_options(self) -> TrainingOptions:
+        return TrainingOptions(**{name: getattr(self, key) for name, key in TrainConfig.config_keys.items()})
 
 
 class LinearTrainConfig(config_from_dataclass(LinearConfig, base=TrainConfig, rename={"C": "c"})):
@@ -104,9 +103,9 @@ def run_training(
     lake: LakeResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
-    from dagster_autotag.train.scheme_model import TrainingOptions, train_scheme_model
+    from dagster_autotag.train.scheme_model import train_scheme_model
 
-    options = TrainingOptions(config.threshold_mode, config.precision_floor, config.top_k or None)
+    options = config.training_options()
 
     def fit(dataset_dir: Path, on_epoch):
         return train_scheme_model(kind, config.to_dataclass(), dataset_dir, options, on_epoch)

@@ -11,6 +11,23 @@ from dagster_autotag.options import option
 
 
 @dataclass
+class TrainingOptions:
+    """What every model type shares: how labels ship, and how the promotion gate compares."""
+
+    threshold_mode: Literal["precision_floor", "f1"] = option(
+        "precision_floor", "precision_floor: the highest recall whose dev precision ≥ the floor; f1: max F1"
+    )
+    # the content team's bar
+    precision_floor: float = option(0.8, "a label ships only if it reaches this dev precision")
+    top_k: int | None = option(None, "at most k sub-labels per item; null or 0 = no cap; stored with the model")
+    promotion_metric: str = option("micro_f1", "test metric compared with the champion's")
+    promotion_tolerance: float = option(0.005, "a challenger may be this much below the champion and still win")
+
+    def __post_init__(self) -> None:
+        self.top_k = self.top_k or None  # run configs written before said 0 for no cap
+
+
+@dataclass
 class LinearConfig:
     analyzer: Literal["char", "char_wb"] = option("char_wb", "TF-IDF n-grams of characters (char_wb: within words)")
     # (1, 2) did slightly better on BDCI (micro-F1 .864 vs .858)

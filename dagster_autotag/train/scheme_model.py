@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dagster_autotag.train.configs import TrainingOptions
 from dagster_autotag.train.evaluate import Evaluation, evaluate
 from dagster_autotag.train.targets import gate_vector, label_matrix
 from dagster_autotag.train.thresholds import Thresholds, decide, tune_thresholds
@@ -165,13 +166,6 @@ class SplitData:
     def gate_positive(self) -> "SplitData":
         keep = np.flatnonzero(self.y[:, 0] > 0)
         return SplitData([self.itemids[i] for i in keep], [self.texts[i] for i in keep], self.y[keep])
-
-
-@dataclass
-class TrainingOptions:
-    threshold_mode: str = "precision_floor"
-    precision_floor: float = 0.8
-    top_k: int | None = None
 
 
 @dataclass

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dagster_autotag.train.configs import TrainingOptions
 from dagster_autotag.train.ensemble import EnsembleModel, build_ensemble, load_model_dir
 from dagster_autotag.train.linear import LinearConfig
 from dagster_autotag.train.registry import (
@@ -20,7 +21,6 @@ from dagster_autotag.train.registry import (
 from dagster_autotag.train.scheme_model import (
     SchemeModel,
     SplitData,
-    TrainingOptions,
     score_on_split,
     train_scheme_model,
 )
