@@ -99,8 +99,9 @@ def train_model(kind: str, config: dict) -> dict:
     """models/<SCHEME>/<kind> through the train_models job, as demo.run_training_job does."""
     import dagster as dg
 
-    from dagster_autotag.definitions import TRAIN_JOB, defs
+    from dagster_autotag.definitions import defs
     from dagster_autotag.demo import QUIET_CONSOLE, quiet_mlflow
+    from dagster_autotag.jobs import TRAIN_JOB
 
     quiet_mlflow()
     job = defs.resolve_job_def(TRAIN_JOB)
@@ -199,8 +200,9 @@ def child_asset(args) -> dict:
     import dagster as dg
 
     stamps["dagster"] = time.time()
-    from dagster_autotag.definitions import PREDICT_JOB, defs
+    from dagster_autotag.definitions import defs
     from dagster_autotag.demo import QUIET_CONSOLE, ensure_dagster_home
+    from dagster_autotag.jobs import PREDICT_JOB
     from dagster_autotag.predict.assets import LABELS_KEY
 
     stamps["code_location"] = time.time()

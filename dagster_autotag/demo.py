@@ -76,7 +76,7 @@ def ensure_dagster_home() -> Path:
 
 
 def run_daily_job(dts: list[str]) -> list[DemoRun]:
-    from dagster_autotag.definitions import DAILY_JOB
+    from dagster_autotag.jobs import DAILY_JOB
 
     ensure_dagster_home()
     return run_per_day(DAILY_JOB, dts, QUIET_CONSOLE, label="{dt}")
@@ -108,7 +108,8 @@ def run_datasets_job(window_days: int) -> DemoRun:
     import dagster as dg
 
     from dagster_autotag.corpus.config import load_corpus_config
-    from dagster_autotag.definitions import DATASETS_JOB, defs
+    from dagster_autotag.definitions import defs
+    from dagster_autotag.jobs import DATASETS_JOB
 
     job = defs.resolve_job_def(DATASETS_JOB)
     ops = {f"datasets__{name}": {"config": {"window_days": window_days}} for name in load_corpus_config().schemes}
@@ -141,7 +142,8 @@ def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
     logged to MLflow, registered, and the promotion gate run (the first version becomes champion)."""
     import dagster as dg
 
-    from dagster_autotag.definitions import TRAIN_JOB, defs
+    from dagster_autotag.definitions import defs
+    from dagster_autotag.jobs import TRAIN_JOB
 
     quiet_mlflow()
     job = defs.resolve_job_def(TRAIN_JOB)
@@ -157,7 +159,7 @@ def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
 
 def run_predict_job(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
     """The champions label each demo day; drift checks run; clean days are published."""
-    from dagster_autotag.definitions import PREDICT_JOB
+    from dagster_autotag.jobs import PREDICT_JOB
 
     quiet_mlflow()
     run_config = {**QUIET_CONSOLE, "ops": {"predictions__daily_labels": {"config": {"schemes": [scheme]}}}}

@@ -8,8 +8,9 @@ import dagster as dg
 import polars as pl
 
 from dagster_autotag.clean.table_steps import table_steps
-from dagster_autotag.definitions import DAILY_JOB, DATASETS_JOB, build_definitions, defs
+from dagster_autotag.definitions import build_definitions, defs
 from dagster_autotag.ingest.landing import LandingExportSource
+from dagster_autotag.jobs import DAILY_JOB, DATASETS_JOB
 from dagster_autotag.resources import LakeResource
 from dagster_autotag_tests.landing_data import write_partition
 

@@ -1,4 +1,4 @@
-"""Schedules, the landing sensor and the backfill policy; definitions.py wires them to the jobs."""
+"""Schedules, the landing sensor and the backfill policy; definitions.py wires them to the jobs (jobs.py) by name."""
 
 from dagster_autotag.automation.backfill import DAILY_BACKFILL_POLICY
 from dagster_autotag.automation.schedules import (
@@ -6,7 +6,6 @@ from dagster_autotag.automation.schedules import (
     build_retrain_schedule,
     build_schedules,
     last_complete_partition,
-    retrain_job,
 )
 from dagster_autotag.automation.sensors import build_landing_sensor, complete_days
 
@@ -18,5 +17,4 @@ __all__ = [
     "build_schedules",
     "complete_days",
     "last_complete_partition",
-    "retrain_job",
 ]

@@ -9,9 +9,10 @@ import dagster as dg
 import duckdb
 
 from dagster_autotag.automation import DAILY_BACKFILL_POLICY
-from dagster_autotag.definitions import DAILY_JOB, build_definitions
+from dagster_autotag.definitions import build_definitions
 from dagster_autotag.demo import INSTANCE_CONCURRENCY
 from dagster_autotag.ingest.landing import LandingExportSource
+from dagster_autotag.jobs import DAILY_JOB
 from dagster_autotag.lake import table_glob
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.sample.generator import generate_landing

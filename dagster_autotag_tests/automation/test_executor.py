@@ -8,7 +8,8 @@ import dagster as dg
 import polars as pl
 
 from dagster_autotag.automation.executor import _forkserver_unless_chosen, forkserver_executor
-from dagster_autotag.definitions import DAILY_JOB, defs
+from dagster_autotag.definitions import defs
+from dagster_autotag.jobs import DAILY_JOB
 from dagster_autotag_tests.landing_data import write_partition
 
 DT = "2024-05-01"

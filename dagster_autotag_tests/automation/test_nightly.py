@@ -10,8 +10,9 @@ import duckdb
 import pytest
 
 from dagster_autotag.analytics.views import DB_FILE
-from dagster_autotag.definitions import NIGHTLY_JOB, build_definitions
+from dagster_autotag.definitions import build_definitions
 from dagster_autotag.ingest.landing import LandingExportSource
+from dagster_autotag.jobs import NIGHTLY_JOB
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.mlflow_resource import MlflowResource
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
