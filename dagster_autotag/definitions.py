@@ -17,7 +17,7 @@ from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
 from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.ingest.source import ExportSource
-from dagster_autotag.jobs import JOBS, NIGHTLY_JOB, RETRAIN_JOB
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB, JOBS, RETRAIN_DATASETS_AND_MODELS_JOB
 from dagster_autotag.predict.assets import build_prediction_assets
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.assets import build_training_assets
@@ -52,8 +52,8 @@ def build_definitions(
             *analytics_assets,
         ],
         jobs=JOBS,
-        schedules=build_schedules(NIGHTLY_JOB, RETRAIN_JOB),
-        sensors=[build_landing_sensor(NIGHTLY_JOB)],
+        schedules=build_schedules(INGEST_TO_PUBLISH_JOB, RETRAIN_DATASETS_AND_MODELS_JOB),
+        sensors=[build_landing_sensor(INGEST_TO_PUBLISH_JOB)],
         executor=forkserver_executor,
         resources={
             "export_source": export_source or export_source_from_env(),

@@ -10,7 +10,7 @@ import polars as pl
 from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.definitions import build_definitions, defs
 from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.jobs import DAILY_JOB, DATASETS_JOB
+from dagster_autotag.jobs import BUILD_DATASETS_JOB, INGEST_TO_CORPUS_JOB
 from dagster_autotag.resources import LakeResource
 from dagster_autotag_tests.landing_data import write_partition
 
@@ -75,7 +75,9 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "datasets/p0_newcar:sub_label_implies_gate",
         "datasets/p0_newcar:labels_in_every_split",
     } <= checks
-    assert defs.resolve_job_def(DAILY_JOB) is not None and defs.resolve_job_def(DATASETS_JOB) is not None
+    assert (
+        defs.resolve_job_def(INGEST_TO_CORPUS_JOB) is not None and defs.resolve_job_def(BUILD_DATASETS_JOB) is not None
+    )
 
 
 def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path):
@@ -154,7 +156,7 @@ def test_missing_landing_partition_fails_the_asset_with_the_expected_path(tmp_pa
 
 def test_build_definitions_accepts_explicit_resources(tmp_path):
     built = build_definitions(**resources(tmp_path))
-    assert built.resolve_job_def(DAILY_JOB).partitions_def is not None
+    assert built.resolve_job_def(INGEST_TO_CORPUS_JOB).partitions_def is not None
 
 
 def test_trainings_share_one_pool_limited_to_one_run(tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ def build_daily_schedule(
         job_name=job_name,
         cron_schedule=cron,
         execution_timezone=TIMEZONE,
-        description="Yesterday's partition (Asia/Shanghai) through the daily job; skipped when a run already covers it.",
+        description=f"Yesterday's partition (Asia/Shanghai) through {job_name}; skipped when a run already covers it.",
     )
     def nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         dt = last_complete_partition(context.scheduled_execution_time, partitions_def)

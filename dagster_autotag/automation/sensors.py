@@ -50,7 +50,7 @@ def build_landing_sensor(
         name=f"{job_name}_landing_sensor",
         job_name=job_name,
         minimum_interval_seconds=minimum_interval_seconds,
-        description="Requests the daily job for a day once all four landing exports have _SUCCESS.",
+        description=f"Requests {job_name} for a day once all four landing exports have _SUCCESS.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         root = landing or default_landing_dir()

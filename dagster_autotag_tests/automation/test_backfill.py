@@ -1,4 +1,4 @@
-"""Five sample days through the daily job, one partition per run, into one home; a day run twice
+"""Five sample days through the ingest_to_corpus job, one partition per run, into one home; a day run twice
 leaves the same rows (partitions are replaced, never appended to)."""
 
 import os
@@ -12,7 +12,7 @@ from dagster_autotag.automation import DAILY_BACKFILL_POLICY
 from dagster_autotag.definitions import build_definitions
 from dagster_autotag.demo import INSTANCE_CONCURRENCY
 from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.jobs import DAILY_JOB
+from dagster_autotag.jobs import INGEST_TO_CORPUS_JOB
 from dagster_autotag.lake import table_glob
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.sample.generator import generate_landing
@@ -38,7 +38,7 @@ def test_backfill_five_days_and_rerun_one(tmp_path: Path) -> None:
     defs = build_definitions(
         export_source=LandingExportSource(landing_dir=str(home / "landing")), lake=LakeResource(home=str(home))
     )
-    job = defs.resolve_job_def(DAILY_JOB)
+    job = defs.resolve_job_def(INGEST_TO_CORPUS_JOB)
     with dg.instance_for_test() as instance:
         for dt in days:
             assert job.execute_in_process(partition_key=dt, instance=instance).success
@@ -83,7 +83,7 @@ def test_thirty_day_asset_backfill_through_the_daemon(tmp_path: Path) -> None:
         "DAGSTER_HOME": str(dagster_home),
         "AUTOTAG_QUARANTINE_LIMIT": "0.2",
     }
-    daily = build_definitions().resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys
+    daily = build_definitions().resolve_job_def(INGEST_TO_CORPUS_JOB).asset_layer.executable_asset_keys
     params = {
         "assetSelection": [{"path": key.path} for key in daily],
         "partitionNames": days,

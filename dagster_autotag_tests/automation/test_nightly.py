@@ -12,7 +12,7 @@ import pytest
 from dagster_autotag.analytics.views import DB_FILE
 from dagster_autotag.definitions import build_definitions
 from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.jobs import NIGHTLY_JOB
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.mlflow_resource import MlflowResource
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
@@ -42,13 +42,13 @@ def nightly_run(home, dt: str, predict_config: dict, instance: dg.DagsterInstanc
         mlflow=MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"),
     )
     run_config = {"ops": {"predictions__daily_labels": {"config": predict_config}}}
-    job = defs.resolve_job_def(NIGHTLY_JOB)
+    job = defs.resolve_job_def(INGEST_TO_PUBLISH_JOB)
     return job.execute_in_process(partition_key=dt, instance=instance, run_config=run_config, raise_on_error=False)
 
 
 def test_the_scheduled_partition_runs_from_exports_to_duckdb(home):
     defs = build_definitions()
-    schedule = defs.resolve_schedule_def(f"{NIGHTLY_JOB}_nightly")
+    schedule = defs.resolve_schedule_def(f"{INGEST_TO_PUBLISH_JOB}_nightly")
     tick = datetime(2024, 5, 4, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     with dg.instance_for_test() as instance:
         with dg.build_schedule_context(

@@ -8,7 +8,7 @@ import pytest
 from dagster._core.definitions.schedule_definition import ScheduleExecutionData
 
 from dagster_autotag.automation import build_daily_schedule, build_retrain_schedule
-from dagster_autotag.jobs import NIGHTLY_JOB, RETRAIN_JOB, TRAIN_JOB
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB, RETRAIN_DATASETS_AND_MODELS_JOB, TRAIN_MODELS_JOB
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag_tests.automation.repo import repository
 
@@ -32,7 +32,7 @@ def _tick(schedule: dg.ScheduleDefinition, when: datetime, instance: dg.DagsterI
     ],
 )
 def test_nightly_schedule_selects_yesterday(tick: datetime, expected: str) -> None:
-    schedule = build_daily_schedule(NIGHTLY_JOB)
+    schedule = build_daily_schedule(INGEST_TO_PUBLISH_JOB)
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Asia/Shanghai"
     with dg.instance_for_test() as instance:
@@ -45,16 +45,16 @@ def test_nightly_schedule_skips_before_first_partition() -> None:
     first = daily_partitions.start.date()
     tick = datetime(first.year, first.month, first.day, 2, 0, tzinfo=SHANGHAI)
     with dg.instance_for_test() as instance:
-        data = _tick(build_daily_schedule(NIGHTLY_JOB), tick, instance)
+        data = _tick(build_daily_schedule(INGEST_TO_PUBLISH_JOB), tick, instance)
     assert not data.run_requests and data.skip_message
 
 
 def test_nightly_schedule_skips_a_day_the_sensor_already_ran() -> None:
-    schedule = build_daily_schedule(NIGHTLY_JOB)
+    schedule = build_daily_schedule(INGEST_TO_PUBLISH_JOB)
     with dg.instance_for_test() as instance:
         instance.add_run(
             dg.DagsterRun(
-                job_name=NIGHTLY_JOB,
+                job_name=INGEST_TO_PUBLISH_JOB,
                 status=dg.DagsterRunStatus.SUCCESS,
                 tags={"dagster/partition": "2024-05-01"},
             )
@@ -66,23 +66,23 @@ def test_nightly_schedule_skips_a_day_the_sensor_already_ran() -> None:
 
 
 def test_retrain_cron_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert build_retrain_schedule(RETRAIN_JOB).cron_schedule == "0 4 * * *"
+    assert build_retrain_schedule(RETRAIN_DATASETS_AND_MODELS_JOB).cron_schedule == "0 4 * * *"
     monkeypatch.setenv("AUTOTAG_RETRAIN_CRON", "30 5 * * 1")
-    schedule = build_retrain_schedule(RETRAIN_JOB)
+    schedule = build_retrain_schedule(RETRAIN_DATASETS_AND_MODELS_JOB)
     assert schedule.cron_schedule == "30 5 * * 1"
     assert schedule.execution_timezone == "Asia/Shanghai"
-    assert schedule.job_name == RETRAIN_JOB
+    assert schedule.job_name == RETRAIN_DATASETS_AND_MODELS_JOB
 
 
 def test_schedules_load_in_definitions() -> None:
     """The retrain job selects datasets then models in one run; everything resolves with the assets."""
     repo = repository()
-    job = repo.get_job(RETRAIN_JOB)
+    job = repo.get_job(RETRAIN_DATASETS_AND_MODELS_JOB)
     graph = repo.asset_graph
     assert {graph.get(k).group_name for k in job.asset_layer.executable_asset_keys} == {"datasets", "models"}
-    assert {s.name for s in repo.schedule_defs} == {"daily_pipeline_nightly", "nightly_retrain_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"ingest_to_publish_nightly", "retrain_datasets_and_models_schedule"}
     # the train job alone still works with a schedule too
-    assert build_retrain_schedule(TRAIN_JOB).job_name == "train_models"
+    assert build_retrain_schedule(TRAIN_MODELS_JOB).job_name == "train_models"
 
 
 def test_analytics_asset_wires_into_the_graph() -> None:
