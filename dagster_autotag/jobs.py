@@ -2,6 +2,20 @@
 
 Jobs select asset groups; definitions.py adds them to the location, and automation/ builds the
 schedules and the landing sensor from their names.
+
+Backfills (Materialize → partition range in the UI) run one partition per run: the daily assets
+read `context.partition_key` (one day). That is Dagster's default for assets without a backfill
+policy, so none is set (passing `backfill_policy` prints a BetaWarning in 1.13); test_backfill.py's
+30-day backfill through the daemon checks one partition per run. How many of those runs execute at
+once is the instance's run queue (dagster.yaml, written by demo.ensure_dagster_home):
+
+    concurrency:
+      runs:
+        max_concurrent_runs: 2
+        tag_concurrency_limits:
+          - key: dagster/partition     # the sensor's and the schedule's run of one day never overlap
+            value: {applyLimitPerUniqueValue: true}
+            limit: 1
 """
 
 import dagster as dg
