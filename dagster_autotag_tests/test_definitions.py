@@ -7,10 +7,11 @@ import sys
 import dagster as dg
 import polars as pl
 
+from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY
 from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.definitions import build_definitions, defs
 from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.jobs import BUILD_DATASETS_JOB, INGEST_TO_CORPUS_JOB
+from dagster_autotag.jobs import INGEST_TO_CORPUS_JOB, INGEST_TO_PUBLISH_JOB, PREDICT_AND_PUBLISH_JOB
 from dagster_autotag.resources import LakeResource
 from dagster_autotag_tests.landing_data import write_partition
 
@@ -75,9 +76,32 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "datasets/p0_newcar:sub_label_implies_gate",
         "datasets/p0_newcar:labels_in_every_split",
     } <= checks
-    assert (
-        defs.resolve_job_def(INGEST_TO_CORPUS_JOB) is not None and defs.resolve_job_def(BUILD_DATASETS_JOB) is not None
-    )
+
+
+# What each job runs, by asset group: the job names promise it (jobs.py).
+JOB_GROUPS = {
+    "ingest_to_corpus": {"ingest", "clean", "corpus"},
+    "build_datasets": {"datasets"},
+    "train_models": {"models"},
+    "predict_and_publish": {"predictions", "analytics"},
+    "ingest_to_publish": {"ingest", "clean", "corpus", "predictions", "analytics"},
+    "retrain_datasets_and_models": {"datasets", "models"},
+}
+
+
+def test_each_job_runs_the_groups_its_name_says():
+    graph = defs.resolve_asset_graph()
+    jobs = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}  # not the implicit one
+    assert jobs == set(JOB_GROUPS)
+    for name, groups in JOB_GROUPS.items():
+        keys = defs.resolve_job_def(name).asset_layer.executable_asset_keys
+        assert {graph.get(k).group_name for k in keys} == groups, name
+        assert keys == {k for k in graph.get_all_asset_keys() if graph.get(k).group_name in groups}, name
+    # the DuckDB views have no automation condition: these two jobs are what refreshes them
+    with_views = {
+        n for n in JOB_GROUPS if DUCKDB_VIEWS_KEY in defs.resolve_job_def(n).asset_layer.executable_asset_keys
+    }
+    assert with_views == {PREDICT_AND_PUBLISH_JOB, INGEST_TO_PUBLISH_JOB}
 
 
 def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path):
