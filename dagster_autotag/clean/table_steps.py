@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dagster_autotag.clean.assets import CLEAN_ASSETS, CleanAsset
-from dagster_autotag.ingest.assets import materialize_raw, raw_check_specs, raw_spec
+from dagster_autotag.clean.clean_step import CLEAN_ASSETS, CleanAsset
+from dagster_autotag.clean.raw_step import materialize_raw, raw_check_specs, raw_spec
 from dagster_autotag.ingest.source import ExportSource
 from dagster_autotag.ingest.tables import EXPORT_TABLES, ExportTable
 from dagster_autotag.partitions import daily_partitions
