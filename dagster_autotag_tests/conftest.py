@@ -41,6 +41,6 @@ def hive_server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
-    """`autotag demo` run once (two small days, every layer, the datasets job) into a fresh home
-    with a persistent Dagster instance; read-only for the tests that use it."""
+    """`autotag demo` run once (three small days, demo_home.DEMO_DAYS; every layer, every job the demo
+    runs) into a fresh home with a persistent Dagster instance; read-only for the tests that use it."""
     return run_demo(tmp_path_factory.mktemp("demo_home"))

@@ -1,8 +1,10 @@
 """One Dagster step per export table: raw/<table> and the clean asset built from it.
 
 Why one step for two assets: the multiprocess executor runs each step in a process of its own,
-and a process costs start-up time (with `spawn`, an interpreter importing dagster and the code
-location: ~2 s of CPU on this 2-core machine). Both stay separate assets with their own
+and a process costs start-up time. Steps are forked from a forkserver that has imported dagster
+(automation/executor.py: that import is most of a step's start-up CPU), but each still imports the
+code location and sets up Dagster's step context before its own work; with `spawn`, which run
+config can still choose, it starts a fresh interpreter and imports dagster too. Both stay separate assets with their own
 materialisations and checks, and either can be materialised alone (the step can subset). As with
 two steps, a failed blocking raw check stops the clean asset: the step leaves it out, then fails on
 that check.
