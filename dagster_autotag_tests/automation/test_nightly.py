@@ -15,6 +15,7 @@ from dagster_autotag.ingest.landing import LandingExportSource
 from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB
 from dagster_autotag.resources import LakeResource
 from dagster_autotag.train.mlflow_resource import MlflowResource
+from dagster_autotag_tests.demo_home import tracking_uri
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
 DAILY_ASSETS = {
@@ -39,7 +40,7 @@ def nightly_run(home, dt: str, predict_config: dict, instance: dg.DagsterInstanc
     defs = build_definitions(
         export_source=LandingExportSource(landing_dir=str(home / "landing")),
         lake=LakeResource(home=str(home)),
-        mlflow=MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"),
+        mlflow=MlflowResource(tracking_uri=tracking_uri(home)),
     )
     run_config = {"ops": {"predictions__daily_labels": {"config": predict_config}}}
     job = defs.resolve_job_def(INGEST_TO_PUBLISH_JOB)
