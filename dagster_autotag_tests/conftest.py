@@ -40,6 +40,37 @@ def hive_server(tmp_path_factory: pytest.TempPathFactory):
         atexit.unregister(server.stop)
 
 
+# Environment variables that change what build_definitions() builds: the export source, which model
+# kinds (and so which assets) exist, the schemes, the retrain cron, the quarantine limit.
+LOCATION_ENV = (
+    "AUTOTAG_SOURCE",
+    "AUTOTAG_BERT_MODEL_DIR",
+    "AUTOTAG_CORPUS_CONFIG",
+    "AUTOTAG_RETRAIN_CRON",
+    "AUTOTAG_QUARANTINE_LIMIT",
+)
+
+
+@pytest.fixture
+def location_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """None of LOCATION_ENV set for this test; set what the test is about on the returned monkeypatch."""
+    for name in LOCATION_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def location():
+    """The code location as a fresh checkout builds it: `build_definitions()` with none of
+    LOCATION_ENV set, so asset lists, schedules and limits do not follow the developer's shell."""
+    from dagster_autotag.definitions import build_definitions  # heavy: only for the tests that use it
+
+    with pytest.MonkeyPatch.context() as env:
+        for name in LOCATION_ENV:
+            env.delenv(name, raising=False)
+        return build_definitions()
+
+
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
     """`autotag demo` run once (three small days, demo_home.DEMO_DAYS; every layer, every job the demo

@@ -47,15 +47,12 @@ def nightly_run(home, dt: str, predict_config: dict, instance: dg.DagsterInstanc
     return job.execute_in_process(partition_key=dt, instance=instance, run_config=run_config, raise_on_error=False)
 
 
-def test_the_scheduled_partition_runs_from_exports_to_duckdb(home):
-    defs = build_definitions()
-    schedule = defs.resolve_schedule_def(f"{INGEST_TO_PUBLISH_JOB}_nightly")
+def test_the_scheduled_partition_runs_from_exports_to_duckdb(home, location):
+    schedule = location.resolve_schedule_def(f"{INGEST_TO_PUBLISH_JOB}_nightly")
     tick = datetime(2024, 5, 4, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     with dg.instance_for_test() as instance:
-        with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
-        ) as context:
-            (request,) = schedule.evaluate_tick(context).run_requests
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            request = schedule(context)
         assert request.partition_key == "2024-05-03"
 
         # label_drift ERROR (thresholds no partition passes): written, but neither published nor in DuckDB
