@@ -1,5 +1,7 @@
 """The code location as Dagster sees it, and partitions materialised through Dagster itself."""
 
+import re
+
 import dagster as dg
 import polars as pl
 
@@ -7,8 +9,15 @@ from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY
 from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.definitions import build_definitions
 from dagster_autotag.ingest.landing import LandingExportSource
-from dagster_autotag.jobs import INGEST_TO_CORPUS_JOB, INGEST_TO_PUBLISH_JOB, PREDICT_AND_PUBLISH_JOB
+from dagster_autotag.jobs import (
+    BUILD_DATASETS_JOB,
+    INGEST_TO_CORPUS_JOB,
+    INGEST_TO_PUBLISH_JOB,
+    PREDICT_AND_PUBLISH_JOB,
+    TRAIN_MODELS_JOB,
+)
 from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.predict.champion import how_to_train
 from dagster_autotag.resources import LakeResource
 from dagster_autotag_tests.landing_data import write_partition
 
@@ -101,6 +110,16 @@ def test_each_job_runs_the_groups_its_name_says(location):
         n for n in JOB_GROUPS if DUCKDB_VIEWS_KEY in location.resolve_job_def(n).asset_layer.executable_asset_keys
     }
     assert with_views == {PREDICT_AND_PUBLISH_JOB, INGEST_TO_PUBLISH_JOB}
+
+
+def test_the_no_champion_hint_names_jobs_that_run_what_it_asks_for(location):
+    """predict/champion.py stays free of Dagster, so its hint spells the job names out: they must exist."""
+    hint = how_to_train("p0_newcar")
+    named = re.findall(r"\(job (\w+)\)", hint)
+    assert named == [BUILD_DATASETS_JOB, TRAIN_MODELS_JOB], hint
+    for job, asset in zip(named, ["datasets/p0_newcar", "models/p0_newcar/linear"]):
+        keys = location.resolve_job_def(job).asset_layer.executable_asset_keys
+        assert dg.AssetKey.from_user_string(asset) in keys and asset in hint
 
 
 def test_definitions_are_loadable(location):
