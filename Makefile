@@ -20,7 +20,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/autotag demo --days 7
 
+# Dagster's own check of the code location (workspace.yaml, as `make ui` loads it) first, then the suite.
 test: $(STAMP)
+	$(BIN)/python -c "from dagster_autotag.demo import ensure_dagster_home; ensure_dagster_home()"
+	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP)

@@ -46,7 +46,7 @@ def generate(workdir: Path, items: int, video_share: float, seed: int) -> dict:
     }
 
 
-# The daily job runs one step per export table (clean/table_steps.py): the raw asset, then the clean
+# The ingest_to_corpus job runs one step per export table (clean/table_steps.py): the raw asset, then the clean
 # asset built from it, in one process. Dagster starts ready steps in step-key order.
 OUR_STEPS = ("asr", "news_pool", "ocr", "tag_dim")
 CLEAN_OF = {"news_pool": NEWS_ITEMS, "asr": VIDEO_ASR, "ocr": VIDEO_OCR, "tag_dim": TAGS}
@@ -208,7 +208,7 @@ def in_child(mode: str, workdir: Path, *extra: str) -> tuple[dict, float]:
 
 def run_steps(workdir: Path, slots: int, start_method: str) -> tuple[float, dict[str, tuple[dict, float]]]:
     """Every table's step in its own process, at most `slots` at a time: how Dagster's multiprocess
-    executor runs the daily job (max_concurrent defaults to the CPU count), minus Dagster's own
+    executor runs the ingest_to_corpus job (max_concurrent defaults to the CPU count), minus Dagster's own
     per-step work (instance, plan, event log). `forkserver` (the code location's executor) forks each
     step from a server that imported dagster once, and the step imports the code location; `spawn`
     starts a fresh interpreter per step. Returns the wall time from the first start to the last exit,

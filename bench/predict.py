@@ -9,14 +9,14 @@ champion, end to end (load model, read, predict, drift checks, write); BERT on a
 
 Setup (not timed against the target; its figures are printed), in $WORKDIR/textcnn as AUTOTAG_HOME
 and DAGSTER_HOME=$WORKDIR/textcnn/dagster, with the jobs run in-process as `autotag demo` runs them:
-sample exports for --train-days days × --train-items items → daily_ingest → build_datasets →
+sample exports for --train-days days × --train-items items → ingest_to_corpus → build_datasets →
 models/p0_newcar/textcnn (TEXTCNN below: the TrainConfig architecture defaults, fewer epochs, which
 changes nothing at inference) registered and promoted to champion in MLflow (sqlite). Then one more day
-with --items items (the day after the training days) → daily_ingest: the corpus/items partition under test.
+with --items items (the day after the training days) → ingest_to_corpus: the corpus/items partition under test.
 
 Timed, each in a fresh interpreter (as a Dagster step process starts), peak RSS = the child's own
 ru_maxrss (wait4):
-1. `asset`: job predict_daily with only predictions/daily_labels selected, run config
+1. `asset`: job predict_and_publish with only predictions/daily_labels selected, run config
    schemes [p0_newcar], model_kinds {p0_newcar: textcnn}, execute_in_process against the instance.
    Wall = spawn to exit: interpreter start, `import dagster`, loading the code location, the run.
    The run's own phases come from the timestamps of its event log (step start, the asset's
@@ -95,14 +95,15 @@ class Timer:
 
 
 def train_model(kind: str, config: dict) -> dict:
-    """models/<SCHEME>/<kind> through the train_models job, as demo.run_training_job does."""
+    """models/<SCHEME>/<kind> through the train_models job, as demo.run_train_models does."""
     import dagster as dg
 
-    from dagster_autotag.definitions import TRAIN_JOB, defs
+    from dagster_autotag.definitions import defs
     from dagster_autotag.demo import QUIET_CONSOLE, quiet_mlflow
+    from dagster_autotag.jobs import TRAIN_MODELS_JOB
 
     quiet_mlflow()
-    job = defs.resolve_job_def(TRAIN_JOB)
+    job = defs.resolve_job_def(TRAIN_MODELS_JOB)
     run_config = {**QUIET_CONSOLE, "ops": {f"models__{SCHEME}__{kind}": {"config": config}}}
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
@@ -122,8 +123,8 @@ def train_model(kind: str, config: dict) -> dict:
 
 
 def build_home(days: int, items: int, seed: int) -> dict:
-    """Sample exports → daily_ingest per day → build_datasets, in the current AUTOTAG_HOME."""
-    from dagster_autotag.demo import ensure_dagster_home, run_daily_job, run_datasets_job
+    """Sample exports → ingest_to_corpus per day → build_datasets, in the current AUTOTAG_HOME."""
+    from dagster_autotag.demo import ensure_dagster_home, run_build_datasets, run_ingest_to_corpus
     from dagster_autotag.layers import DATASETS_LAYER
     from dagster_autotag.sample.generator import generate_landing
     from dagster_autotag.settings import lake_dir, landing_dir
@@ -132,10 +133,10 @@ def build_home(days: int, items: int, seed: int) -> dict:
     started = time.perf_counter()
     dts = generate_landing(landing_dir(), days, TRAIN_START, items, seed)
     generated = time.perf_counter() - started
-    runs = run_daily_job(dts)
+    runs = run_ingest_to_corpus(dts)
     if not all(r.success for r in runs):
-        raise SystemExit(f"daily_ingest failed: {[r.dt for r in runs if not r.success]}")
-    datasets = run_datasets_job(window_days=days)
+        raise SystemExit(f"ingest_to_corpus failed: {[r.dt for r in runs if not r.success]}")
+    datasets = run_build_datasets(window_days=days)
     if not datasets.success:
         raise SystemExit("build_datasets failed")
     manifest = json.loads((lake_dir() / DATASETS_LAYER / SCHEME / "manifest.json").read_text(encoding="utf-8"))
@@ -168,7 +169,7 @@ def child_setup_bert(args) -> dict:
 def child_big_day(args) -> dict:
     import polars as pl
 
-    from dagster_autotag.demo import ensure_dagster_home, run_daily_job
+    from dagster_autotag.demo import ensure_dagster_home, run_ingest_to_corpus
     from dagster_autotag.lake import read_partition
     from dagster_autotag.layers import CORPUS_ITEMS, CORPUS_LAYER
     from dagster_autotag.sample.generator import generate_landing
@@ -179,9 +180,9 @@ def child_big_day(args) -> dict:
     started = time.perf_counter()
     generate_landing(landing_dir(), 1, dt, args.items, args.seed)
     generated = time.perf_counter() - started
-    (run,) = run_daily_job([dt])
+    (run,) = run_ingest_to_corpus([dt])
     if not run.success:
-        raise SystemExit(f"daily_ingest {dt} failed")
+        raise SystemExit(f"ingest_to_corpus {dt} failed")
     rows = read_partition(lake_dir(), CORPUS_LAYER, CORPUS_ITEMS, dt).select(pl.len()).collect().item()
     return {"dt": dt, "generate_s": round(generated, 1), "daily_s": round(run.seconds, 1), "corpus_rows": rows}
 
@@ -200,15 +201,16 @@ def child_asset(args) -> dict:
     import dagster as dg
 
     stamps["dagster"] = time.time()
-    from dagster_autotag.definitions import PREDICT_JOB, defs
+    from dagster_autotag.definitions import defs
     from dagster_autotag.demo import QUIET_CONSOLE, ensure_dagster_home
+    from dagster_autotag.jobs import PREDICT_AND_PUBLISH_JOB
     from dagster_autotag.predict.assets import LABELS_KEY
 
     stamps["code_location"] = time.time()
     set_torch_threads(args.torch_threads)
     ensure_dagster_home()
     ops = {"predictions__daily_labels": {"config": {"schemes": [SCHEME], "model_kinds": {SCHEME: "textcnn"}}}}
-    job = defs.resolve_job_def(PREDICT_JOB)
+    job = defs.resolve_job_def(PREDICT_AND_PUBLISH_JOB)
     with dg.DagsterInstance.get() as instance:
         stamps["run_start"] = time.time()
         result = job.execute_in_process(
@@ -604,12 +606,12 @@ def main() -> None:
         f"{setup['dataset_rows']}; TextCNN {TEXTCNN} over TrainConfig defaults: {setup['model']}"
     )
     print(
-        f"  setup {setup['wall_s']:.0f} s (generate {setup['generate_s']} s, daily jobs {setup['daily_s']} s, "
+        f"  setup {setup['wall_s']:.0f} s (generate {setup['generate_s']} s, ingest_to_corpus {setup['daily_s']} s, "
         f"datasets {setup['datasets_s']} s, training {setup['model']['seconds']} s)"
     )
     print(
         f"Partition {big['dt']}: {big['corpus_rows']:,} corpus/items rows from {args.items:,} generated items; "
-        f"generate {big['generate_s']} s, daily_ingest {big['daily_s']} s (not in the figures below)"
+        f"generate {big['generate_s']} s, ingest_to_corpus {big['daily_s']} s (not in the figures below)"
     )
     walls = report_asset(runs)
     total = sum(steps["seconds"].values())

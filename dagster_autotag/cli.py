@@ -120,9 +120,9 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="sample exports for N days, then the daily job for each day, then a summary",
+        help="sample exports for N days, then every job of the pipeline over those days, then a summary",
         description="What `make demo` runs: writes sample exports for the last DAYS days, materialises every "
-        "asset of the daily job for each day into the Dagster instance under $DAGSTER_HOME, builds every "
+        "asset of the ingest_to_corpus job for each day into the Dagster instance under $DAGSTER_HOME, builds every "
         "scheme's train/dev/test splits over those days, trains the linear model and a small TextCNN for "
         "p0_newcar (MLflow, registry, promotion), labels every day with the champion (drift checks, publish), and prints rows per layer, check failures and where "
         "the outputs are.",
@@ -139,10 +139,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _apply_home(args)
     from dagster_autotag.demo import (
         print_summary,
-        run_daily_job,
-        run_datasets_job,
-        run_predict_job,
-        run_training_job,
+        run_build_datasets,
+        run_ingest_to_corpus,
+        run_predict_and_publish,
+        run_train_models,
     )
     from dagster_autotag.sample.generator import generate_landing
     from dagster_autotag.settings import landing_dir
@@ -150,13 +150,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = args.start or (_shanghai_today() - timedelta(days=args.days))
     dts = generate_landing(landing_dir(), args.days, start.isoformat(), args.items_per_day, args.seed)
     print(f"wrote sample exports for {dts[0]} … {dts[-1]} to {landing_dir()}")
-    runs = run_daily_job(dts)
+    runs = run_ingest_to_corpus(dts)
     if all(r.success for r in runs):
-        runs.append(run_datasets_job(window_days=len(dts)))
+        runs.append(run_build_datasets(window_days=len(dts)))
     if all(r.success for r in runs):
-        runs.append(run_training_job("p0_newcar"))
+        runs.append(run_train_models("p0_newcar"))
     if all(r.success for r in runs):
-        runs += run_predict_job(dts, "p0_newcar")
+        runs += run_predict_and_publish(dts, "p0_newcar")
     print_summary(dts, runs)
     code = 0 if all(r.success for r in runs) else 1
     # Everything is written and closed; skip interpreter teardown, where duckdb's bindings print

@@ -1,4 +1,5 @@
-"""The code location: every layer's assets, checks and jobs, plus the resources they share.
+"""The code location: every layer's assets and checks, the jobs (jobs.py) with their schedules and
+sensor (automation/), plus the resources they share.
 
 Source of the exports: AUTOTAG_SOURCE=landing (default; $AUTOTAG_HOME/landing) or hive
 (HiveServer2 via pyhive, configured by AUTOTAG_HIVE_* environment variables).
@@ -8,52 +9,16 @@ import os
 
 import dagster as dg
 
-from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY, analytics_assets
-from dagster_autotag.automation import build_landing_sensor, build_schedules, retrain_job
+from dagster_autotag.analytics.assets import analytics_assets
+from dagster_autotag.automation import build_landing_sensor, build_schedules
 from dagster_autotag.automation.executor import forkserver_executor
 from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB, JOBS, RETRAIN_DATASETS_AND_MODELS_JOB
 from dagster_autotag.predict.assets import build_prediction_assets
 from dagster_autotag.resources import ExportSource, LakeResource, MlflowResource, export_source_from_env
 from dagster_autotag.train.assets import build_training_assets
-
-DAILY_JOB = "daily_ingest"
-NIGHTLY_JOB = "daily_pipeline"
-DATASETS_JOB = "build_datasets"
-TRAIN_JOB = "train_models"
-PREDICT_JOB = "predict_daily"
-
-
-daily_ingest_job = dg.define_asset_job(
-    DAILY_JOB,
-    selection=dg.AssetSelection.groups("ingest", "clean", "corpus"),
-    description="Hive exports of one day → raw → clean → corpus Parquet and label distribution, with their checks.",
-)
-datasets_job = dg.define_asset_job(
-    DATASETS_JOB,
-    selection=dg.AssetSelection.groups("datasets"),
-    description="train/dev/test splits of every scheme over the trailing window of corpus partitions.",
-)
-train_job = dg.define_asset_job(
-    TRAIN_JOB,
-    selection=dg.AssetSelection.groups("models"),
-    description="Every scheme × model type: train, evaluate, log to MLflow, register, promote (one at a time).",
-)
-predict_job = dg.define_asset_job(
-    PREDICT_JOB,
-    selection=dg.AssetSelection.groups("predictions") | dg.AssetSelection.assets(DUCKDB_VIEWS_KEY),
-    description="Champion labels for one day's corpus, drift checks, then publish and refresh the DuckDB "
-    "views unless label_drift is ERROR.",
-)
-# What the 02:00 schedule and the landing sensor run: the whole day, from exports to analysts.
-nightly_job = dg.define_asset_job(
-    NIGHTLY_JOB,
-    selection=dg.AssetSelection.groups("ingest", "clean", "corpus", "predictions")
-    | dg.AssetSelection.assets(DUCKDB_VIEWS_KEY),
-    description="One day end to end: exports → raw → clean → corpus → champion labels → drift checks → "
-    "publish → DuckDB views (the last two not when label_drift is ERROR).",
-)
 
 
 def build_definitions(
@@ -72,9 +37,9 @@ def build_definitions(
             *build_prediction_assets(list(corpus_config.schemes.values())),
             *analytics_assets,
         ],
-        jobs=[daily_ingest_job, datasets_job, train_job, predict_job, nightly_job, retrain_job],
-        schedules=build_schedules(nightly_job, retrain_job),
-        sensors=[build_landing_sensor(nightly_job)],
+        jobs=JOBS,
+        schedules=build_schedules(INGEST_TO_PUBLISH_JOB, RETRAIN_DATASETS_AND_MODELS_JOB),
+        sensors=[build_landing_sensor(INGEST_TO_PUBLISH_JOB)],
         executor=forkserver_executor,
         resources={
             "export_source": export_source or export_source_from_env(),

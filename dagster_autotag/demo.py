@@ -98,11 +98,11 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def run_daily_job(dts: list[str]) -> list[DemoRun]:
-    from dagster_autotag.definitions import DAILY_JOB
+def run_ingest_to_corpus(dts: list[str]) -> list[DemoRun]:
+    from dagster_autotag.jobs import INGEST_TO_CORPUS_JOB
 
     ensure_dagster_home()
-    return run_per_day(DAILY_JOB, dts, QUIET_CONSOLE, label="{dt}")
+    return run_per_day(INGEST_TO_CORPUS_JOB, dts, QUIET_CONSOLE, label="{dt}")
 
 
 def run_per_day(job_name: str, dts: list[str], run_config: dict, label: str) -> list[DemoRun]:
@@ -126,14 +126,15 @@ def run_per_day(job_name: str, dts: list[str], run_config: dict, label: str) -> 
     return runs
 
 
-def run_datasets_job(window_days: int) -> DemoRun:
+def run_build_datasets(window_days: int) -> DemoRun:
     """Every scheme's train/dev/test over the demo days (the splits print their distribution table)."""
     import dagster as dg
 
     from dagster_autotag.corpus.config import load_corpus_config
-    from dagster_autotag.definitions import DATASETS_JOB, defs
+    from dagster_autotag.definitions import defs
+    from dagster_autotag.jobs import BUILD_DATASETS_JOB
 
-    job = defs.resolve_job_def(DATASETS_JOB)
+    job = defs.resolve_job_def(BUILD_DATASETS_JOB)
     ops = {f"datasets__{name}": {"config": {"window_days": window_days}} for name in load_corpus_config().schemes}
     run_config = {**QUIET_CONSOLE, "ops": ops}
     with dg.DagsterInstance.get() as instance:
@@ -159,15 +160,16 @@ def quiet_mlflow() -> None:
     warnings.filterwarnings("ignore", message=".*type hints to the `predict` method", category=UserWarning)
 
 
-def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
+def run_train_models(scheme: str = "p0_newcar") -> DemoRun:
     """The linear model and a small TextCNN for one scheme, then their agreement ensemble: trained,
     logged to MLflow, registered, and the promotion gate run (the first version becomes champion)."""
     import dagster as dg
 
-    from dagster_autotag.definitions import TRAIN_JOB, defs
+    from dagster_autotag.definitions import defs
+    from dagster_autotag.jobs import TRAIN_MODELS_JOB
 
     quiet_mlflow()
-    job = defs.resolve_job_def(TRAIN_JOB)
+    job = defs.resolve_job_def(TRAIN_MODELS_JOB)
     selection = [dg.AssetKey(["models", scheme, kind]) for kind in ("linear", "textcnn", "ensemble")]
     run_config = {**QUIET_CONSOLE, "ops": {f"models__{scheme}__textcnn": {"config": DEMO_TEXTCNN}}}
     with dg.DagsterInstance.get() as instance:
@@ -178,13 +180,13 @@ def run_training_job(scheme: str = "p0_newcar") -> DemoRun:
         return DemoRun(f"models/{scheme}", result.success, time.perf_counter() - started)
 
 
-def run_predict_job(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
+def run_predict_and_publish(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
     """The champions label each demo day; drift checks run; clean days are published."""
-    from dagster_autotag.definitions import PREDICT_JOB
+    from dagster_autotag.jobs import PREDICT_AND_PUBLISH_JOB
 
     quiet_mlflow()
     run_config = {**QUIET_CONSOLE, "ops": {"predictions__daily_labels": {"config": {"schemes": [scheme]}}}}
-    return run_per_day(PREDICT_JOB, dts, run_config, label="predict {dt}")
+    return run_per_day(PREDICT_AND_PUBLISH_JOB, dts, run_config, label="predict {dt}")
 
 
 def model_summary() -> list[str]:

@@ -2,7 +2,7 @@
 
 A table lives at `lake/<layer>/<table>/dt=<day>/` (lake.py). The layer names are also the first part of
 the Dagster asset keys (`clean/tags`, `predictions/daily_labels`, …). Raw table names come from the
-export tables (ingest/tables.py); clean/* asset names from clean/assets.py.
+export tables (ingest/tables.py); clean/* asset names from clean/clean_step.py.
 """
 
 RAW_LAYER = "raw"

@@ -18,9 +18,10 @@ from dagster_autotag_tests.hive_server import (
 def hive_server(tmp_path_factory: pytest.TempPathFactory):
     """A real HiveServer2 (Spark Thrift Server) on 127.0.0.1 with the four export tables created.
 
-    Started once per session (~10-20 s). Skips only when java or pyspark is missing; any other
-    startup failure fails the tests with the server log tail. Stopped at session end, and by atexit
-    if the session is interrupted; the JVM also gets SIGTERM if this process dies (Linux).
+    Started once per session (~10-20 s). Skips only when java is missing (a system package: .ci/run
+    installs it); anything else fails the tests with the server log tail, pyspark missing included
+    (a dev dependency). Stopped at session end, and by atexit if the session is interrupted; the
+    JVM also gets SIGTERM if this process dies (Linux).
     Set AUTOTAG_HIVE_TEST_TIMEOUT_S to wait longer for a slow machine.
     """
     workdir = tmp_path_factory.mktemp("hive_server")
@@ -28,7 +29,7 @@ def hive_server(tmp_path_factory: pytest.TempPathFactory):
     try:
         server: HiveServer = start_hive_server(workdir, timeout_s=timeout_s)
     except HiveServerUnavailable as exc:
-        pytest.skip(f"HiveServer2 tests need java and pyspark: {exc}")
+        pytest.skip(f"HiveServer2 tests need java: {exc}")
     atexit.register(server.stop)
     try:
         with server.connect() as conn:
@@ -39,8 +40,39 @@ def hive_server(tmp_path_factory: pytest.TempPathFactory):
         atexit.unregister(server.stop)
 
 
+# Environment variables that change what build_definitions() builds: the export source, which model
+# kinds (and so which assets) exist, the schemes, the retrain cron, the quarantine limit.
+LOCATION_ENV = (
+    "AUTOTAG_SOURCE",
+    "AUTOTAG_BERT_MODEL_DIR",
+    "AUTOTAG_CORPUS_CONFIG",
+    "AUTOTAG_RETRAIN_CRON",
+    "AUTOTAG_QUARANTINE_LIMIT",
+)
+
+
+@pytest.fixture
+def location_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """None of LOCATION_ENV set for this test; set what the test is about on the returned monkeypatch."""
+    for name in LOCATION_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def location():
+    """The code location as a fresh checkout builds it: `build_definitions()` with none of
+    LOCATION_ENV set, so asset lists, schedules and limits do not follow the developer's shell."""
+    from dagster_autotag.definitions import build_definitions  # heavy: only for the tests that use it
+
+    with pytest.MonkeyPatch.context() as env:
+        for name in LOCATION_ENV:
+            env.delenv(name, raising=False)
+        return build_definitions()
+
+
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
-    """`autotag demo` run once (two small days, every layer, the datasets job) into a fresh home
-    with a persistent Dagster instance; read-only for the tests that use it."""
+    """`autotag demo` run once (three small days, demo_home.DEMO_DAYS; every layer, every job the demo
+    runs) into a fresh home with a persistent Dagster instance; read-only for the tests that use it."""
     return run_demo(tmp_path_factory.mktemp("demo_home"))

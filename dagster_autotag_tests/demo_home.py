@@ -10,6 +10,11 @@ DEMO_DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]
 DEMO_ITEMS_PER_DAY = 800
 
 
+def tracking_uri(home: Path) -> str:
+    """The MLflow store the demo (and a copy of its home) writes: sqlite under <home>/mlflow."""
+    return f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+
+
 @dataclass
 class DemoHome:
     path: Path

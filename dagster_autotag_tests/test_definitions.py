@@ -1,14 +1,22 @@
 """The code location as Dagster sees it, and partitions materialised through Dagster itself."""
 
-import os
-import subprocess
-import sys
+import re
 
 import dagster as dg
 import polars as pl
 
+from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY
 from dagster_autotag.clean.table_steps import table_steps
-from dagster_autotag.definitions import DAILY_JOB, DATASETS_JOB, build_definitions, defs
+from dagster_autotag.definitions import build_definitions
+from dagster_autotag.jobs import (
+    BUILD_DATASETS_JOB,
+    INGEST_TO_CORPUS_JOB,
+    INGEST_TO_PUBLISH_JOB,
+    PREDICT_AND_PUBLISH_JOB,
+    TRAIN_MODELS_JOB,
+)
+from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.predict.champion import how_to_train
 from dagster_autotag.resources import LakeResource, LandingExportSource
 from dagster_autotag_tests.landing_data import write_partition
 
@@ -36,8 +44,8 @@ def materializations(result) -> dict[str, dict]:
     }
 
 
-def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definition():
-    graph = defs.resolve_asset_graph()
+def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definition(location):
+    graph = location.resolve_asset_graph()
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {
         "raw/news_pool": "ingest",
@@ -73,20 +81,51 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "datasets/p0_newcar:sub_label_implies_gate",
         "datasets/p0_newcar:labels_in_every_split",
     } <= checks
-    assert defs.resolve_job_def(DAILY_JOB) is not None and defs.resolve_job_def(DATASETS_JOB) is not None
 
 
-def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path):
-    (tmp_path / "dagster").mkdir()  # a fresh clone has no DAGSTER_HOME yet; the CLI requires one
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "AUTOTAG_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+# What each job runs, by asset group: the job names promise it (jobs.py).
+JOB_GROUPS = {
+    "ingest_to_corpus": {"ingest", "clean", "corpus"},
+    "build_datasets": {"datasets"},
+    "train_models": {"models"},
+    "predict_and_publish": {"predictions", "analytics"},
+    "ingest_to_publish": {"ingest", "clean", "corpus", "predictions", "analytics"},
+    "retrain_datasets_and_models": {"datasets", "models"},
+}
+
+
+def test_each_job_runs_the_groups_its_name_says(location):
+    graph = location.resolve_asset_graph()
+    jobs = {
+        job.name for job in location.resolve_all_job_defs() if not job.name.startswith("__")
+    }  # not the implicit one
+    assert jobs == set(JOB_GROUPS)
+    for name, groups in JOB_GROUPS.items():
+        keys = location.resolve_job_def(name).asset_layer.executable_asset_keys
+        assert {graph.get(k).group_name for k in keys} == groups, name
+        assert keys == {k for k in graph.get_all_asset_keys() if graph.get(k).group_name in groups}, name
+    # the DuckDB views have no automation condition: these two jobs are what refreshes them
+    with_views = {
+        n for n in JOB_GROUPS if DUCKDB_VIEWS_KEY in location.resolve_job_def(n).asset_layer.executable_asset_keys
+    }
+    assert with_views == {PREDICT_AND_PUBLISH_JOB, INGEST_TO_PUBLISH_JOB}
+
+
+def test_the_no_champion_hint_names_jobs_that_run_what_it_asks_for(location):
+    """predict/champion.py stays free of Dagster, so its hint spells the job names out: they must exist."""
+    hint = how_to_train("p0_newcar")
+    named = re.findall(r"\(job (\w+)\)", hint)
+    assert named == [BUILD_DATASETS_JOB, TRAIN_MODELS_JOB], hint
+    for job, asset in zip(named, ["datasets/p0_newcar", "models/p0_newcar/linear"]):
+        keys = location.resolve_job_def(job).asset_layer.executable_asset_keys
+        assert dg.AssetKey.from_user_string(asset) in keys and asset in hint
+
+
+def test_definitions_are_loadable(location):
+    """What `dagster definitions validate` checks in-process (`make test` runs the CLI on workspace.yaml
+    before pytest): unique names, resolvable jobs, satisfied resources, and schedules and sensors
+    that name jobs of the location."""
+    dg.Definitions.validate_loadable(location)
 
 
 def test_materialize_a_partition_through_dagster(tmp_path):
@@ -151,15 +190,25 @@ def test_missing_landing_partition_fails_the_asset_with_the_expected_path(tmp_pa
 
 
 def test_build_definitions_accepts_explicit_resources(tmp_path):
-    built = build_definitions(**resources(tmp_path))
-    assert built.resolve_job_def(DAILY_JOB).partitions_def is not None
+    given = resources(tmp_path)
+    built = build_definitions(**given)
+    assert {key: built.resources[key] for key in given} == given
+    assert built.resolve_job_def(INGEST_TO_CORPUS_JOB).partitions_def == daily_partitions
 
 
-def test_trainings_share_one_pool_limited_to_one_run(tmp_path, monkeypatch):
+def test_the_asset_list_follows_the_bert_model_dir(location_env, tmp_path):
+    """Why `location` pins the environment: AUTOTAG_BERT_MODEL_DIR adds a bert model per scheme."""
+    without = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
+    location_env.setenv("AUTOTAG_BERT_MODEL_DIR", str(tmp_path))
+    with_bert = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
+    assert {k.to_user_string() for k in with_bert - without} == {"models/p0_newcar/bert", "models/p1_guide/bert"}
+
+
+def test_trainings_share_one_pool_limited_to_one_run(location, tmp_path, monkeypatch):
     from dagster_autotag.demo import ensure_dagster_home
     from dagster_autotag.train.assets import TRAINING_POOL
 
-    models = [a for a in defs.assets if any(k.path[0] == "models" for k in a.keys)]
+    models = [a for a in location.assets if any(k.path[0] == "models" for k in a.keys)]
     assert models and {a.node_def.pool for a in models} == {TRAINING_POOL}
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     ensure_dagster_home()

@@ -1,4 +1,4 @@
-"""`autotag demo` end to end, as `make demo` runs it, on two small days in a temporary home."""
+"""`autotag demo` end to end, as `make demo` runs it, on three small days (demo_home.DEMO_DAYS) in a temporary home."""
 
 from pathlib import Path
 
@@ -20,7 +20,7 @@ def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
     assert 0.93 * DEMO_ITEMS_PER_DAY <= items.height <= DEMO_ITEMS_PER_DAY and items["itemid"].is_unique().all()
     corpus = pl.read_parquet(home / f"lake/corpus/items/dt={DEMO_DAYS[0]}/part-0.parquet")
     assert corpus["itemid"].to_list() == items["itemid"].to_list()
-    # distribution report with its chart, and the splits of p0_newcar over both days
+    # distribution report with its chart, and the splits of p0_newcar over the demo days
     # rendered with the font the project ships: the demo ran with no system font visible to matplotlib
     chart = home / f"lake/corpus/label_distribution/dt={DEMO_DAYS[-1]}/chart.png"
     assert f"Label chart   : {chart}  (font Noto Sans CJK SC (bundled (noto-cjk-sans-otc)))" in out

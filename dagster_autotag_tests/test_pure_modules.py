@@ -27,8 +27,9 @@ DAGSTER_WIRING = (
     "dagster_autotag.*_assets",  # ... also when named <something>_assets
     "dagster_autotag.jobs",  # job definitions
     "dagster_autotag.*.jobs",
-    "dagster_autotag.clean.table_steps",  # raw + clean of one table in one Dagster step
-    "dagster_autotag.automation",  # schedules, sensors, executor, backfill policy
+    "dagster_autotag.clean.table_steps",  # raw + clean of one table in one Dagster step …
+    "dagster_autotag.*_step",  # … built from each half's spec, checks and body (raw_step, clean_step)
+    "dagster_autotag.automation",  # schedules, sensors, executor
     "dagster_autotag.automation.*",
 )
 
@@ -112,7 +113,8 @@ def test_wiring_list_matches_what_it_should():
     for expected in (
         "dagster_autotag.definitions",
         "dagster_autotag.resources",
-        "dagster_autotag.ingest.assets",
+        "dagster_autotag.clean.raw_step",
+        "dagster_autotag.clean.clean_step",
         "dagster_autotag.clean.table_steps",
         "dagster_autotag.automation.sensors",
     ):

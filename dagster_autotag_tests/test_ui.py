@@ -34,8 +34,8 @@ def test_code_location_and_asset_graph_as_a_data_engineer_sees_them(url, tmp_pat
     location = loaded_location(url)
     assert location["assets"] == {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"corpus/items:itemid_unique", "predictions/daily_labels:label_drift"} <= location["checks"]
-    assert {"daily_pipeline_nightly", "nightly_retrain_schedule"} <= location["schedules"]
-    assert "daily_pipeline_landing_sensor" in location["sensors"]
+    assert {"ingest_to_publish_nightly", "retrain_datasets_and_models_schedule"} <= location["schedules"]
+    assert "ingest_to_publish_landing_sensor" in location["sensors"]
     artifacts = Path(os.environ.get("AUTOTAG_TEST_ARTIFACTS", tmp_path))  # CI can keep the screenshots
     artifacts.mkdir(parents=True, exist_ok=True)
     with browser_page(1800, 1200) as page:

@@ -106,9 +106,12 @@ CHROMIUM_ARGS = [
 
 @contextmanager
 def browser_page(width: int = 1400, height: int = 1800):
-    """A page in headless Chromium with a fresh profile (Playwright makes a temporary one)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
+    """A page in headless Chromium with a fresh profile (Playwright makes a temporary one). Playwright
+    is a dev dependency: without it the test fails; without a Chromium binary it skips (.ci/run
+    installs one)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser.new_page(viewport={"width": width, "height": height})

@@ -1,4 +1,8 @@
-"""The asset that refreshes the analysts' DuckDB views after the corpus is written."""
+"""The asset that refreshes the analysts' DuckDB views after the corpus is written.
+
+It has no automation condition: the jobs predict_and_publish and ingest_to_publish (jobs.py) run
+it after publishing; after a backfill, materialise it (or run one of those jobs) to see the new days.
+"""
 
 import os
 
@@ -19,9 +23,6 @@ DUCKDB_VIEWS_KEY = dg.AssetKey(["analytics", "duckdb_views"])
     group_name="analytics",
     kinds={"duckdb"},
     pool="autotag_duckdb",  # one refresh at a time when partition runs overlap
-    # After the daily runs (and once after a backfill: not while a parent is in progress). Plain
-    # eager() would wait forever for parent days that were never loaded (any_deps_missing).
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
     description=f"Views in $AUTOTAG_HOME/{DB_FILE} over the lake (corpus, long-format labels, label "
     "distribution, predictions, model versions); open it read-only while runs write.",
 )

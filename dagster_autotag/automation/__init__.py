@@ -1,22 +1,18 @@
-"""Schedules, the landing sensor and the backfill policy; definitions.py wires them to the jobs."""
+"""Schedules, the landing sensor and the executor; definitions.py wires them to the jobs (jobs.py) by name."""
 
-from dagster_autotag.automation.backfill import DAILY_BACKFILL_POLICY
 from dagster_autotag.automation.schedules import (
     build_daily_schedule,
     build_retrain_schedule,
     build_schedules,
     last_complete_partition,
-    retrain_job,
 )
 from dagster_autotag.automation.sensors import build_landing_sensor, complete_days
 
 __all__ = [
-    "DAILY_BACKFILL_POLICY",
     "build_daily_schedule",
     "build_landing_sensor",
     "build_retrain_schedule",
     "build_schedules",
     "complete_days",
     "last_complete_partition",
-    "retrain_job",
 ]

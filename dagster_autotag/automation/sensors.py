@@ -14,7 +14,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_autotag.automation.jobs import AnyJob
 from dagster_autotag.ingest.tables import EXPORT_TABLES
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag.settings import landing_dir as default_landing_dir
@@ -40,18 +39,18 @@ def complete_days(landing: Path, tables: tuple[str, ...] = tuple(EXPORT_TABLES))
 
 
 def build_landing_sensor(
-    daily_job: AnyJob,
+    job_name: str,
     landing: Path | None = None,
     partitions_def: dg.TimeWindowPartitionsDefinition = daily_partitions,
     minimum_interval_seconds: int = 60,
 ) -> dg.SensorDefinition:
-    """landing: default $AUTOTAG_HOME/landing, resolved at each tick."""
+    """landing: default $AUTOTAG_HOME/landing, resolved at each tick. The sensor is named after its job."""
 
     @dg.sensor(
-        name=f"{daily_job.name}_landing_sensor",
-        job=daily_job,
+        name=f"{job_name}_landing_sensor",
+        job_name=job_name,
         minimum_interval_seconds=minimum_interval_seconds,
-        description="Requests the daily job for a day once all four landing exports have _SUCCESS.",
+        description=f"Requests {job_name} for a day once all four landing exports have _SUCCESS.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         root = landing or default_landing_dir()

@@ -1,8 +1,10 @@
 """One Dagster step per export table: raw/<table> and the clean asset built from it.
 
 Why one step for two assets: the multiprocess executor runs each step in a process of its own,
-and a process costs start-up time (with `spawn`, an interpreter importing dagster and the code
-location: ~2 s of CPU on this 2-core machine). Both stay separate assets with their own
+and a process costs start-up time. Steps are forked from a forkserver that has imported dagster
+(automation/executor.py: that import is most of a step's start-up CPU), but each still imports the
+code location and sets up Dagster's step context before its own work; with `spawn`, which run
+config can still choose, it starts a fresh interpreter and imports dagster too. Both stay separate assets with their own
 materialisations and checks, and either can be materialised alone (the step can subset). As with
 two steps, a failed blocking raw check stops the clean asset: the step leaves it out, then fails on
 that check.
@@ -12,8 +14,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dagster_autotag.clean.assets import CLEAN_ASSETS, CleanAsset
-from dagster_autotag.ingest.assets import materialize_raw, raw_check_specs, raw_spec
+from dagster_autotag.clean.clean_step import CLEAN_ASSETS, CleanAsset
+from dagster_autotag.clean.raw_step import materialize_raw, raw_check_specs, raw_spec
 from dagster_autotag.ingest.tables import EXPORT_TABLES, ExportTable
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag.resources import ExportSource, LakeResource

@@ -150,7 +150,6 @@ def test_asset_materializes_with_metadata(home: Path) -> None:
     assert event.metadata["rows.model_versions"].value == 3
     assert event.metadata["path"].value == str(home / DB_FILE)
     assert "corpus_labels_long" in event.metadata["views"].value
-    assert duckdb_views.automation_conditions_by_key[DUCKDB_VIEWS_KEY] is not None
 
 
 def test_old_snapshots_are_pruned(tmp_path: Path) -> None:

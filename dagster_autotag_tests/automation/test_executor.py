@@ -8,14 +8,15 @@ import dagster as dg
 import polars as pl
 
 from dagster_autotag.automation.executor import _forkserver_unless_chosen, forkserver_executor
-from dagster_autotag.definitions import DAILY_JOB, defs
+from dagster_autotag.definitions import defs
+from dagster_autotag.jobs import INGEST_TO_CORPUS_JOB
 from dagster_autotag_tests.landing_data import write_partition
 
 DT = "2024-05-01"
 
 
 def test_multiprocess_runs_use_a_forkserver_unless_the_run_config_chooses():
-    assert defs.resolve_job_def(DAILY_JOB).executor_def is forkserver_executor
+    assert defs.resolve_job_def(INGEST_TO_CORPUS_JOB).executor_def is forkserver_executor
     assert _forkserver_unless_chosen({"multiprocess": {"max_concurrent": 2}}) == {
         "multiprocess": {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": ["dagster"]}}}
     }

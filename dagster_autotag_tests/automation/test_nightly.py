@@ -10,8 +10,10 @@ import duckdb
 import pytest
 
 from dagster_autotag.analytics.views import DB_FILE
-from dagster_autotag.definitions import NIGHTLY_JOB, build_definitions
+from dagster_autotag.definitions import build_definitions
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB
 from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
+from dagster_autotag_tests.demo_home import tracking_uri
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
 DAILY_ASSETS = {
@@ -36,22 +38,19 @@ def nightly_run(home, dt: str, predict_config: dict, instance: dg.DagsterInstanc
     defs = build_definitions(
         export_source=LandingExportSource(landing_dir=str(home / "landing")),
         lake=LakeResource(home=str(home)),
-        mlflow=MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"),
+        mlflow=MlflowResource(tracking_uri=tracking_uri(home)),
     )
     run_config = {"ops": {"predictions__daily_labels": {"config": predict_config}}}
-    job = defs.resolve_job_def(NIGHTLY_JOB)
+    job = defs.resolve_job_def(INGEST_TO_PUBLISH_JOB)
     return job.execute_in_process(partition_key=dt, instance=instance, run_config=run_config, raise_on_error=False)
 
 
-def test_the_scheduled_partition_runs_from_exports_to_duckdb(home):
-    defs = build_definitions()
-    schedule = defs.resolve_schedule_def(f"{NIGHTLY_JOB}_nightly")
+def test_the_scheduled_partition_runs_from_exports_to_duckdb(home, location):
+    schedule = location.resolve_schedule_def(f"{INGEST_TO_PUBLISH_JOB}_nightly")
     tick = datetime(2024, 5, 4, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     with dg.instance_for_test() as instance:
-        with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
-        ) as context:
-            (request,) = schedule.evaluate_tick(context).run_requests
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            request = schedule(context)
         assert request.partition_key == "2024-05-03"
 
         # label_drift ERROR (thresholds no partition passes): written, but neither published nor in DuckDB

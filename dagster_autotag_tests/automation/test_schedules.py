@@ -1,25 +1,24 @@
-"""The nightly schedule picks yesterday's Asia/Shanghai partition; the retrain cron is configurable."""
+"""The nightly schedule picks yesterday's Asia/Shanghai partition; the retrain cron is configurable;
+the location's schedules and sensor are the ones the README names."""
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.schedule_definition import ScheduleExecutionData
 
-from dagster_autotag.automation import build_daily_schedule, build_retrain_schedule, retrain_job
-from dagster_autotag.definitions import nightly_job, train_job
+from dagster_autotag.automation import build_daily_schedule, build_retrain_schedule
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB, RETRAIN_DATASETS_AND_MODELS_JOB
 from dagster_autotag.partitions import daily_partitions
-from dagster_autotag_tests.automation.repo import repository
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def _tick(schedule: dg.ScheduleDefinition, when: datetime, instance: dg.DagsterInstance) -> ScheduleExecutionData:
-    with dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=when, repository_def=repository()
-    ) as context:
-        return schedule.evaluate_tick(context)
+def _tick(schedule: dg.ScheduleDefinition, when: datetime, instance: dg.DagsterInstance):
+    """One evaluation, by invoking the schedule (Dagster's documented way to unit-test one): a
+    RunRequest or a SkipReason."""
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+        return schedule(context)
 
 
 @pytest.mark.parametrize(
@@ -32,61 +31,72 @@ def _tick(schedule: dg.ScheduleDefinition, when: datetime, instance: dg.DagsterI
     ],
 )
 def test_nightly_schedule_selects_yesterday(tick: datetime, expected: str) -> None:
-    schedule = build_daily_schedule(nightly_job)
-    assert schedule.cron_schedule == "0 2 * * *"
-    assert schedule.execution_timezone == "Asia/Shanghai"
     with dg.instance_for_test() as instance:
-        data = _tick(schedule, tick, instance)
-    assert [r.partition_key for r in data.run_requests] == [expected]
-    assert data.run_requests[0].run_key == expected
+        request = _tick(build_daily_schedule(INGEST_TO_PUBLISH_JOB), tick, instance)
+    assert isinstance(request, dg.RunRequest), request
+    assert (request.partition_key, request.run_key) == (expected, expected)
+    assert request.tags["autotag/trigger"] == "schedule"
 
 
 def test_nightly_schedule_skips_before_first_partition() -> None:
     first = daily_partitions.start.date()
     tick = datetime(first.year, first.month, first.day, 2, 0, tzinfo=SHANGHAI)
     with dg.instance_for_test() as instance:
-        data = _tick(build_daily_schedule(nightly_job), tick, instance)
-    assert not data.run_requests and data.skip_message
+        result = _tick(build_daily_schedule(INGEST_TO_PUBLISH_JOB), tick, instance)
+    assert isinstance(result, dg.SkipReason) and "no complete partition" in result.skip_message
 
 
 def test_nightly_schedule_skips_a_day_the_sensor_already_ran() -> None:
-    schedule = build_daily_schedule(nightly_job)
+    schedule = build_daily_schedule(INGEST_TO_PUBLISH_JOB)
     with dg.instance_for_test() as instance:
         instance.add_run(
             dg.DagsterRun(
-                job_name=nightly_job.name,
+                job_name=INGEST_TO_PUBLISH_JOB,
                 status=dg.DagsterRunStatus.SUCCESS,
                 tags={"dagster/partition": "2024-05-01"},
             )
         )
         skipped = _tick(schedule, datetime(2024, 5, 2, 2, 0, tzinfo=SHANGHAI), instance)
         other_day = _tick(schedule, datetime(2024, 5, 3, 2, 0, tzinfo=SHANGHAI), instance)
-    assert not skipped.run_requests and "2024-05-01" in skipped.skip_message
-    assert [r.partition_key for r in other_day.run_requests] == ["2024-05-02"]
+    assert isinstance(skipped, dg.SkipReason) and "2024-05-01" in skipped.skip_message
+    assert isinstance(other_day, dg.RunRequest) and other_day.partition_key == "2024-05-02"
 
 
 def test_retrain_cron_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert build_retrain_schedule().cron_schedule == "0 4 * * *"
+    monkeypatch.delenv("AUTOTAG_RETRAIN_CRON", raising=False)
+    assert build_retrain_schedule(RETRAIN_DATASETS_AND_MODELS_JOB).cron_schedule == "0 4 * * *"
     monkeypatch.setenv("AUTOTAG_RETRAIN_CRON", "30 5 * * 1")
-    schedule = build_retrain_schedule()
-    assert schedule.cron_schedule == "30 5 * * 1"
-    assert schedule.execution_timezone == "Asia/Shanghai"
-    assert schedule.job_name == retrain_job.name
+    assert build_retrain_schedule(RETRAIN_DATASETS_AND_MODELS_JOB).cron_schedule == "30 5 * * 1"
+    monkeypatch.setenv("AUTOTAG_RETRAIN_CRON", "  ")  # blank: the default, not an invalid cron
+    assert build_retrain_schedule(RETRAIN_DATASETS_AND_MODELS_JOB).cron_schedule == "0 4 * * *"
 
 
-def test_schedules_load_in_definitions() -> None:
-    """The retrain job selects datasets then models in one run; everything resolves with the assets."""
-    repo = repository()
-    job = repo.get_job(retrain_job.name)
+def test_the_location_schedules_and_senses_what_the_readme_says(location: dg.Definitions) -> None:
+    """Names derived from the jobs, times in Asia/Shanghai, everything stopped until turned on, and
+    the retrain job running datasets then models in one run."""
+    repo = location.get_repository_def()
+    nightly = repo.get_schedule_def("ingest_to_publish_nightly")
+    retrain = repo.get_schedule_def("retrain_datasets_and_models_schedule")
+    sensor = repo.get_sensor_def("ingest_to_publish_landing_sensor")
+    assert {s.name for s in repo.schedule_defs} == {nightly.name, retrain.name}
+    assert {s.name for s in repo.sensor_defs} == {sensor.name}
+    assert (nightly.job_name, nightly.cron_schedule, nightly.execution_timezone) == (
+        "ingest_to_publish", "0 2 * * *", "Asia/Shanghai",
+    )  # fmt: skip
+    assert (retrain.job_name, retrain.cron_schedule, retrain.execution_timezone) == (
+        "retrain_datasets_and_models", "0 4 * * *", "Asia/Shanghai",
+    )  # fmt: skip
+    assert (sensor.job_name, sensor.minimum_interval_seconds) == ("ingest_to_publish", 60)
+    assert {nightly.default_status, retrain.default_status} == {dg.DefaultScheduleStatus.STOPPED}
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    # the schedule and the sensor pick days of the partitions the job runs on
+    assert repo.get_job(INGEST_TO_PUBLISH_JOB).partitions_def == daily_partitions
     graph = repo.asset_graph
-    assert {graph.get(k).group_name for k in job.asset_layer.executable_asset_keys} == {"datasets", "models"}
-    assert {s.name for s in repo.schedule_defs} == {"daily_pipeline_nightly", "nightly_retrain_schedule"}
-    # the train job alone still works with a schedule too
-    assert build_retrain_schedule(train_job).job_name == "train_models"
+    retrain_keys = repo.get_job(RETRAIN_DATASETS_AND_MODELS_JOB).asset_layer.executable_asset_keys
+    assert {graph.get(k).group_name for k in retrain_keys} == {"datasets", "models"}
 
 
-def test_analytics_asset_wires_into_the_graph() -> None:
-    graph = repository().asset_graph
-    node = graph.get(dg.AssetKey(["analytics", "duckdb_views"]))
+def test_analytics_asset_wires_into_the_graph(location: dg.Definitions) -> None:
+    node = location.resolve_asset_graph().get(dg.AssetKey(["analytics", "duckdb_views"]))
     assert node.group_name == "analytics"
     assert {dg.AssetKey(["corpus", "items"]), dg.AssetKey(["corpus", "label_distribution"])} <= set(node.parent_keys)

@@ -5,12 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from dagster_autotag.automation import build_landing_sensor, complete_days
-from dagster_autotag.definitions import nightly_job
 from dagster_autotag.ingest.tables import EXPORT_TABLES
-from dagster_autotag_tests.automation.repo import repository
+from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB
 
 TABLES = list(EXPORT_TABLES)
 
@@ -24,13 +22,11 @@ def land(landing: Path, dt: str, tables: list[str] = TABLES, marker: bool = True
             (folder / "_SUCCESS").write_bytes(b"")
 
 
-def tick(sensor: dg.SensorDefinition, cursor: str | None) -> SensorExecutionData:
-    """One evaluation; returns run requests and the new cursor."""
-    with dg.build_sensor_context(
-        cursor=cursor, instance=dg.DagsterInstance.ephemeral(), repository_def=repository()
-    ) as context:
-        data = sensor.evaluate_tick(context)
-    return data
+def tick(sensor: dg.SensorDefinition, cursor: str | None) -> dg.SensorResult:
+    """One evaluation, by invoking the sensor (Dagster's documented way to unit-test one): run
+    requests, skip reason and the new cursor."""
+    with dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral()) as context:
+        return sensor(context)
 
 
 @pytest.fixture
@@ -41,15 +37,14 @@ def landing(tmp_path: Path) -> Path:
 def test_incomplete_day_is_not_requested(landing: Path) -> None:
     land(landing, "2024-05-01", TABLES[:3])  # 3 of 4 markers
     land(landing, "2024-05-01", TABLES[3:], marker=False)  # files without their marker yet
-    sensor = build_landing_sensor(nightly_job, landing=landing)
+    sensor = build_landing_sensor(INGEST_TO_PUBLISH_JOB, landing=landing)
     data = tick(sensor, None)
     assert not data.run_requests
-    assert data.skip_message and str(landing) in data.skip_message
+    assert str(landing) in data.skip_reason.skip_message
 
 
 def test_complete_day_requested_once(landing: Path) -> None:
-    sensor = build_landing_sensor(nightly_job, landing=landing)
-    assert sensor.minimum_interval_seconds == 60
+    sensor = build_landing_sensor(INGEST_TO_PUBLISH_JOB, landing=landing)
     land(landing, "2024-05-01")
     land(landing, "2024-05-02", TABLES[:3])
     first = tick(sensor, None)
@@ -66,7 +61,7 @@ def test_complete_day_requested_once(landing: Path) -> None:
 
 
 def test_reexport_runs_the_day_again(landing: Path) -> None:
-    sensor = build_landing_sensor(nightly_job, landing=landing)
+    sensor = build_landing_sensor(INGEST_TO_PUBLISH_JOB, landing=landing)
     land(landing, "2024-05-01")
     first = tick(sensor, None)
     marker = landing / "asr" / "dt=2024-05-01" / "_SUCCESS"
@@ -78,7 +73,7 @@ def test_reexport_runs_the_day_again(landing: Path) -> None:
 
 
 def test_days_outside_the_partitions_are_skipped(landing: Path) -> None:
-    sensor = build_landing_sensor(nightly_job, landing=landing)
+    sensor = build_landing_sensor(INGEST_TO_PUBLISH_JOB, landing=landing)
     land(landing, "2023-12-31")  # before AUTOTAG_START_DATE (2024-01-01)
     land(landing, "2999-01-01")  # not over yet
     land(landing, "2024-05-03")
@@ -91,5 +86,5 @@ def test_days_outside_the_partitions_are_skipped(landing: Path) -> None:
 
 def test_complete_days_without_landing(tmp_path: Path) -> None:
     assert complete_days(tmp_path / "missing") == {}
-    data = tick(build_landing_sensor(nightly_job, landing=tmp_path / "missing"), None)
+    data = tick(build_landing_sensor(INGEST_TO_PUBLISH_JOB, landing=tmp_path / "missing"), None)
     assert not data.run_requests

@@ -247,7 +247,8 @@ GEN_DT = "2024-03-18"
 @pytest.fixture(scope="module")
 def generated_day(hive_server: HiveServer):
     """A generated day (items=200, row-level dirt included) loaded into Hive."""
-    generator = pytest.importorskip("dagster_autotag.sample.generator")
+    from dagster_autotag.sample import generator
+
     day = generator.generate_day(GEN_DT, items=200, seed=11, dirt=True)
     with hive_server.connect() as conn:
         for name, rows in day.rows.items():
@@ -271,7 +272,8 @@ def test_generated_day_round_trips(hive_server: HiveServer, generated_day):
 @pytest.mark.hive
 def test_hive_and_landing_sources_agree(hive_server: HiveServer, generated_day, tmp_path: Path):
     """Same day through both sources and the shared ingest: identical typed rows and quarantine."""
-    pl = pytest.importorskip("polars")
+    import polars as pl
+
     from dagster_autotag.ingest.landing import LandingExportReader
     from dagster_autotag.ingest.raw import ingest_partition
     from dagster_autotag.sample.generator import write_landing

@@ -19,15 +19,12 @@ from dagster_autotag.predict.champion import load_champion
 from dagster_autotag.predict.reference import cached_reference_profile
 from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag.train.registry import CHAMPION
+from dagster_autotag_tests.demo_home import tracking_uri
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
 SCHEME = "p0_newcar"
 GATE = "新车资讯"
 SPY = "新车资讯/谍照"
-
-
-def tracking_uri(home) -> str:
-    return f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_autotag.ingest import tsv_export
 from dagster_autotag.ingest.tables import EXPORT_TABLES
 from dagster_autotag.sample import dirt
 from dagster_autotag.sample.generator import SUCCESS_MARKER, generate_day, generate_landing, write_landing
@@ -132,7 +133,6 @@ def test_generate_landing_writes_consecutive_days(tmp_path: Path):
 
 def test_production_reader_reads_the_files(tmp_path: Path, dirty_day):
     """Cross-check with ingest/tsv_export.py: same rows, and exactly the file dirt quarantined."""
-    tsv_export = pytest.importorskip("dagster_autotag.ingest.tsv_export")
     for quoting in ("nul", "csv"):
         files = write_landing(tmp_path / quoting, dirty_day, quoting=quoting, file_dirt=True, files_per_table=2)
         for table, paths in files.items():

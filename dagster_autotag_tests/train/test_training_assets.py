@@ -10,11 +10,8 @@ import pytest
 from dagster_autotag.definitions import build_definitions
 from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
 from dagster_autotag.train.registry import CHALLENGER, CHAMPION
+from dagster_autotag_tests.demo_home import tracking_uri
 from dagster_autotag_tests.test_definitions import materializations
-
-
-def tracking_uri(home) -> str:
-    return f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
 
 
 def test_demo_registered_and_promoted_both_model_types_and_their_ensemble(demo_home):

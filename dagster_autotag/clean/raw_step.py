@@ -1,7 +1,8 @@
-"""raw/<table> assets: one per Hive export, daily partitioned. Thin: the work is in ingest/raw.py.
+"""The raw half of each table's Dagster step (table_steps.py): the spec, checks and body of raw/<table>.
 
-Each is materialised in the same Dagster step as the clean asset built from it (clean/table_steps.py);
-this module holds its spec, its checks and the body of its half of that step.
+One raw asset per Hive export, daily partitioned, materialised in the same step as the clean asset
+built from it; this module defines no asset itself. Thin: the work is in ingest/raw.py. It sits beside
+the step that runs it, so ingest/ stays free of Dagster.
 """
 
 import dagster as dg

@@ -1,7 +1,7 @@
-"""clean/* assets, daily partitioned. Thin: read the raw partition, call clean/*.py, write, report.
+"""The clean half of each table's Dagster step (table_steps.py): the spec, checks and body of clean/*.
 
-Each clean asset is materialised in its raw table's Dagster step (clean/table_steps.py); this module
-holds its spec, its checks and the body of its half of that step.
+Each clean asset is daily partitioned and materialised in its raw table's step; this module defines
+no asset itself. Thin: read the raw partition, call clean/*.py, write, report.
 """
 
 from collections.abc import Callable
