@@ -10,7 +10,7 @@ champion, end to end (load model, read, predict, drift checks, write); BERT on a
 Setup (not timed against the target; its figures are printed), in $WORKDIR/textcnn as AUTOTAG_HOME
 and DAGSTER_HOME=$WORKDIR/textcnn/dagster, with the jobs run in-process as `autotag demo` runs them:
 sample exports for --train-days days × --train-items items → ingest_to_corpus → build_datasets →
-models/p0_newcar/textcnn (TEXTCNN below: the TrainConfig architecture defaults, fewer epochs, which
+models/p0_newcar/textcnn (TEXTCNN below: the TrainRunConfig architecture defaults, fewer epochs, which
 changes nothing at inference) registered and promoted to champion in MLflow (sqlite). Then one more day
 with --items items (the day after the training days) → ingest_to_corpus: the corpus/items partition under test.
 
@@ -53,7 +53,7 @@ STARTED = time.time()  # in a child: the interpreter is up, nothing heavy import
 SCHEME = "p0_newcar"
 TRAIN_START = "2024-05-01"
 TARGET_S = 60.0
-# models/p0_newcar/textcnn run config: TextCNNTrainConfig's architecture (char, max_len 128, embedding
+# models/p0_newcar/textcnn run config: TextCNNRunConfig's architecture (char, max_len 128, embedding
 # 128, kernels 2,3,4 × 128 filters), fewer epochs than its 10 so the setup stays short.
 TEXTCNN = {"max_epochs": 3, "patience": 1}
 
@@ -299,7 +299,7 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
         from dagster_autotag.predict.assets import (
             CORPUS_COLUMNS,
             TABLE_COLUMNS,
-            PredictConfig,
+            PredictRunConfig,
             label_drift_check,
             scheme_label_drift,
         )
@@ -309,7 +309,7 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
         from dagster_autotag.predict.reference import reference_rows
         from dagster_autotag.train.registry import default_tracking_uri, load_scheme_model
     set_torch_threads(torch_threads)
-    config = PredictConfig(schemes=[SCHEME], model_kinds={SCHEME: kind})
+    config = PredictRunConfig(schemes=[SCHEME], model_kinds={SCHEME: kind})
     with timer("read corpus"):
         corpus = read_partition(lake, CORPUS_LAYER, CORPUS_ITEMS, dt).select(CORPUS_COLUMNS).collect()
     corpus_rows = corpus.height
@@ -603,7 +603,7 @@ def main() -> None:
 
     print(
         f"\nSetup: {args.train_days} days × {args.train_items:,} items → datasets/{SCHEME} rows "
-        f"{setup['dataset_rows']}; TextCNN {TEXTCNN} over TrainConfig defaults: {setup['model']}"
+        f"{setup['dataset_rows']}; TextCNN {TEXTCNN} over TrainRunConfig defaults: {setup['model']}"
     )
     print(
         f"  setup {setup['wall_s']:.0f} s (generate {setup['generate_s']} s, ingest_to_corpus {setup['daily_s']} s, "

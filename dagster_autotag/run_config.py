@@ -1,6 +1,6 @@
 """Dagster run config derived from the pure option dataclasses, so an option is declared once.
 
-`config_from_dataclass(LinearConfig, base=TrainConfig)` is a `dg.Config` subclass of `base` with one
+`config_from_dataclass(LinearConfig, base=TrainRunConfig)` is a `dg.Config` subclass of `base` with one
 field per dataclass field: the same name (or the `rename`d one), the same default, and the field's
 description (options.py). Types become what Dagster config accepts:
 - `tuple[X, ...]` → `list[X]` (and back to a tuple in `to_dataclass`);
@@ -51,7 +51,7 @@ def config_from_dataclass(
 ) -> type[DataclassConfig]:
     """A `base` subclass with `source`'s fields (see the module doc). Subclass it to name it and add methods:
 
-    class LinearTrainConfig(config_from_dataclass(LinearConfig, base=TrainConfig, rename={"C": "c"})): ...
+    class LinearRunConfig(config_from_dataclass(LinearConfig, base=TrainRunConfig, rename={"C": "c"})): ...
     """
     if not dataclasses.is_dataclass(source):
         raise TypeError(f"{source!r} is not a dataclass")

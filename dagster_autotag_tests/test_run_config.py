@@ -6,7 +6,7 @@ from typing import Literal
 import dagster as dg
 import pytest
 
-from dagster_autotag.corpus.assets import DatasetConfig
+from dagster_autotag.corpus.assets import DatasetRunConfig
 from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.corpus.splits import SplitOptions
 from dagster_autotag.options import option
@@ -14,20 +14,20 @@ from dagster_autotag.run_config import config_from_dataclass
 from dagster_autotag.train.assets import (
     BERT_DIR_ENV,
     BertRunConfig,
-    LinearTrainConfig,
-    TextCNNTrainConfig,
-    TrainConfig,
+    LinearRunConfig,
+    TextCNNRunConfig,
+    TrainRunConfig,
     build_training_asset,
 )
 from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig, TrainingOptions
 
 # Dagster config class, its dataclass, dataclass field → run config key where they differ
 DERIVED = [
-    (TrainConfig, TrainingOptions, {}),
-    (LinearTrainConfig, LinearConfig, {"C": "c"}),
-    (TextCNNTrainConfig, TextCNNConfig, {"top_k": "pooling_top_k"}),
+    (TrainRunConfig, TrainingOptions, {}),
+    (LinearRunConfig, LinearConfig, {"C": "c"}),
+    (TextCNNRunConfig, TextCNNConfig, {"top_k": "pooling_top_k"}),
     (BertRunConfig, BertTrainConfig, {}),
-    (DatasetConfig, SplitOptions, {"ratios": ("train_ratio", "dev_ratio", "test_ratio")}),
+    (DatasetRunConfig, SplitOptions, {"ratios": ("train_ratio", "dev_ratio", "test_ratio")}),
 ]
 BERT_OPTIONS = {
     "head_lr": 5e-4,
@@ -67,9 +67,9 @@ def test_every_dataclass_option_is_in_the_run_config_with_its_default(config_cla
 
 
 def test_default_run_config_gives_the_default_dataclass(tmp_path, monkeypatch):
-    assert LinearTrainConfig().to_dataclass() == LinearConfig()
-    assert TextCNNTrainConfig().to_dataclass() == TextCNNConfig()
-    assert DatasetConfig().to_dataclass() == SplitOptions()
+    assert LinearRunConfig().to_dataclass() == LinearConfig()
+    assert TextCNNRunConfig().to_dataclass() == TextCNNConfig()
+    assert DatasetRunConfig().to_dataclass() == SplitOptions()
     monkeypatch.setenv(BERT_DIR_ENV, str(tmp_path))
     assert BertRunConfig().to_dataclass() == BertTrainConfig(model_dir=str(tmp_path))
 
@@ -82,7 +82,7 @@ def test_a_new_dataclass_option_reaches_the_run_config_without_more_code():
         mode: Literal["a", "b"] = "a"
         weighting: Literal["balanced"] | None = option("balanced", "class weights")
 
-    class RunConfig(config_from_dataclass(Options, base=TrainConfig)):
+    class RunConfig(config_from_dataclass(Options, base=TrainRunConfig)):
         pass
 
     shown = schema_fields(RunConfig)
@@ -110,15 +110,15 @@ def test_the_six_bert_options_can_be_set_from_run_config(tmp_path):
 
 def test_textcnn_max_len_defaults_to_the_dataclass_rule():
     """None in both: 128 tokens for char, 64 for word (the old run config said 128 for both)."""
-    assert TextCNNTrainConfig().max_len is None
-    assert TextCNNTrainConfig().to_dataclass().effective_max_len == 128
-    assert TextCNNTrainConfig(tokenizer="word").to_dataclass().effective_max_len == 64
-    assert TextCNNTrainConfig(max_len=96).to_dataclass().effective_max_len == 96
+    assert TextCNNRunConfig().max_len is None
+    assert TextCNNRunConfig().to_dataclass().effective_max_len == 128
+    assert TextCNNRunConfig(tokenizer="word").to_dataclass().effective_max_len == 64
+    assert TextCNNRunConfig(max_len=96).to_dataclass().effective_max_len == 96
 
 
 def test_textcnn_run_configs_scaffolded_before_still_work():
     """The old run config wrote 0 for embed_dim and "" for the vectors where the dataclass says None."""
-    old = TextCNNTrainConfig(max_len=128, embed_dim=0, vectors_npy="", vectors_vocab="").to_dataclass()
+    old = TextCNNRunConfig(max_len=128, embed_dim=0, vectors_npy="", vectors_vocab="").to_dataclass()
     assert old == TextCNNConfig(max_len=128)
 
 
@@ -126,15 +126,15 @@ def test_run_config_values_reach_the_dataclasses():
     seen = {}
 
     @dg.asset
-    def linear(config: LinearTrainConfig) -> None:
+    def linear(config: LinearRunConfig) -> None:
         seen["linear"] = config.to_dataclass()
 
     @dg.asset
-    def textcnn(config: TextCNNTrainConfig) -> None:
+    def textcnn(config: TextCNNRunConfig) -> None:
         seen["textcnn"] = config.to_dataclass()
 
     @dg.asset
-    def dataset(config: DatasetConfig) -> None:
+    def dataset(config: DatasetRunConfig) -> None:
         seen["dataset"] = config.to_dataclass()
 
     run_config = {
@@ -152,7 +152,7 @@ def test_run_config_values_reach_the_dataclasses():
 
 def test_a_value_outside_a_literal_is_refused_by_dagster():
     @dg.asset
-    def textcnn(config: TextCNNTrainConfig) -> None: ...
+    def textcnn(config: TextCNNRunConfig) -> None: ...
 
     with pytest.raises(dg.DagsterInvalidConfigError):
         dg.materialize([textcnn], run_config={"ops": {"textcnn": {"config": {"tokenizer": "bpe"}}}})
@@ -160,4 +160,4 @@ def test_a_value_outside_a_literal_is_refused_by_dagster():
 
 def test_a_dataclass_option_may_not_shadow_a_base_option():
     with pytest.raises(ValueError, match="top_k"):
-        config_from_dataclass(TextCNNConfig, base=TrainConfig)
+        config_from_dataclass(TextCNNConfig, base=TrainRunConfig)

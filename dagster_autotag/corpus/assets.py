@@ -162,7 +162,7 @@ class DatasetWindow(dg.Config):
     test_ratio: float = Field(_RATIOS[2], description="share of the units in test")
 
 
-class DatasetConfig(config_from_dataclass(SplitOptions, base=DatasetWindow, exclude=("ratios",))):
+class DatasetRunConfig(config_from_dataclass(SplitOptions, base=DatasetWindow, exclude=("ratios",))):
     """Run config of datasets/<scheme> (defaults shown in the launchpad): DatasetWindow and every other
     SplitOptions option."""
 
@@ -191,7 +191,9 @@ def build_dataset_asset(scheme: Scheme) -> dg.AssetsDefinition:
         description=f"{scheme.description or scheme.name}: label-stratified train/dev/test Parquet over a trailing "
         "window of corpus/items, duplicates kept together, rare labels listed in manifest.json.",
     )
-    def dataset(context: dg.AssetExecutionContext, config: DatasetConfig, lake: LakeResource) -> dg.MaterializeResult:
+    def dataset(
+        context: dg.AssetExecutionContext, config: DatasetRunConfig, lake: LakeResource
+    ) -> dg.MaterializeResult:
         root = lake.lake()
         dts = window(root, config.window_days, config.end_date)
         labels = scheme_label_set(scheme, _tags(lake, dts[-1]))

@@ -67,7 +67,7 @@ CORPUS_COLUMNS = ["itemid", "dtype", "text", "rule_labels", "has_asr", "has_ocr"
 CHECK_SEVERITY = {WARN: dg.AssetCheckSeverity.WARN, ERROR: dg.AssetCheckSeverity.ERROR}
 
 
-class PredictConfig(dg.Config):
+class PredictRunConfig(dg.Config):
     """Run config of predictions/daily_labels (defaults shown in the launchpad)."""
 
     schemes: list[str] = Field([], description="schemes to predict; empty = every scheme of the code location")
@@ -92,7 +92,7 @@ class PredictConfig(dg.Config):
         )
 
 
-class PublishConfig(dg.Config):
+class PublishRunConfig(dg.Config):
     force: bool = Field(False, description="publish even though label_drift was ERROR for this partition")
 
 
@@ -126,7 +126,7 @@ def build_daily_labels_asset(names: list[str], model_kind: str) -> dg.AssetsDefi
         "gate and per-label scores, rule labels and the model version.",
     )
     def daily_labels(
-        context: dg.AssetExecutionContext, config: PredictConfig, lake: LakeResource, mlflow: MlflowResource
+        context: dg.AssetExecutionContext, config: PredictRunConfig, lake: LakeResource, mlflow: MlflowResource
     ) -> dg.MaterializeResult:
         dt = context.partition_key
         root = lake.lake()
@@ -170,7 +170,9 @@ def build_published_asset() -> dg.AssetsDefinition:
         description="The day's predictions where consumers read them (lake/published/daily_labels/dt=…), only "
         "when label_drift was not ERROR for that partition.",
     )
-    def published(context: dg.AssetExecutionContext, config: PublishConfig, lake: LakeResource) -> dg.MaterializeResult:
+    def published(
+        context: dg.AssetExecutionContext, config: PublishRunConfig, lake: LakeResource
+    ) -> dg.MaterializeResult:
         dt = context.partition_key
         root = lake.lake()
         source = partition_dir(root, PREDICTIONS_LAYER, DAILY_LABELS, dt)
@@ -203,7 +205,7 @@ def drift_verdict(source: Path, dt: str) -> dict:
 
 
 def resolve_champions(
-    context: dg.AssetExecutionContext, config: PredictConfig, uri: str, names: list[str], model_kind: str
+    context: dg.AssetExecutionContext, config: PredictRunConfig, uri: str, names: list[str], model_kind: str
 ) -> list[Champion]:
     """predict/champion.py's load_champions; schemes without a champion fail the run (dg.Failure), or
     are skipped with a warning when the run config allows it."""
@@ -230,7 +232,7 @@ def predict_schemes(
     champions: list[Champion],
     corpus: pl.DataFrame,
     root: Path,
-    config: PredictConfig,
+    config: PredictRunConfig,
 ) -> tuple[pl.DataFrame, dict[str, DriftResult | str]]:
     """(every champion's rows in TABLE_COLUMNS, label drift per scheme)."""
     predicted_at = datetime.now(UTC)
@@ -250,7 +252,7 @@ def predict_schemes(
 
 
 def scheme_label_drift(
-    champion: Champion, rows: pl.DataFrame, dataset_dir: Path, cache_dir: Path, config: PredictConfig
+    champion: Champion, rows: pl.DataFrame, dataset_dir: Path, cache_dir: Path, config: PredictRunConfig
 ):
     """The scheme's DriftResult, or a string saying why there is no reference to compare with."""
     try:

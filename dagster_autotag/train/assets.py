@@ -6,7 +6,7 @@ per-epoch metrics, test metrics, artifacts, the pyfunc registered with alias `ch
 promotion gate that moves `champion`. All training assets share the pool `autotag_training`
 (limit 1 in the instance's dagster.yaml), so only one training runs at a time.
 
-Run config: TrainConfig (thresholds, promotion) plus every option of the model type's dataclass
+Run config: TrainRunConfig (thresholds, promotion) plus every option of the model type's dataclass
 (train/configs.py), derived by run_config.py, so an option is declared once.
 """
 
@@ -28,30 +28,30 @@ TRAINING_POOL = "autotag_training"
 BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
 
 
-class TrainConfig(config_from_dataclass(TrainingOptions)):
+class TrainRunConfig(config_from_dataclass(TrainingOptions)):
     """Shared by every model type's run config: thresholds and promotion (TrainingOptions)."""
 
     def training_options(self) -> TrainingOptions:
-        return TrainingOptions(**{name: getattr(self, key) for name, key in TrainConfig.config_keys.items()})
+        return TrainingOptions(**{name: getattr(self, key) for name, key in TrainRunConfig.config_keys.items()})
 
 
-class LinearTrainConfig(config_from_dataclass(LinearConfig, base=TrainConfig, rename={"C": "c"})):
-    """Run config of models/<scheme>/linear: TrainConfig and every LinearConfig option."""
+class LinearRunConfig(config_from_dataclass(LinearConfig, base=TrainRunConfig, rename={"C": "c"})):
+    """Run config of models/<scheme>/linear: TrainRunConfig and every LinearConfig option."""
 
 
-class TextCNNTrainConfig(config_from_dataclass(TextCNNConfig, base=TrainConfig, rename={"top_k": "pooling_top_k"})):
-    """Run config of models/<scheme>/textcnn: TrainConfig and every TextCNNConfig option (its `top_k`, the
-    pooling, is `pooling_top_k` here: TrainConfig's `top_k` caps the sub-labels per item)."""
+class TextCNNRunConfig(config_from_dataclass(TextCNNConfig, base=TrainRunConfig, rename={"top_k": "pooling_top_k"})):
+    """Run config of models/<scheme>/textcnn: TrainRunConfig and every TextCNNConfig option (its `top_k`, the
+    pooling, is `pooling_top_k` here: TrainRunConfig's `top_k` caps the sub-labels per item)."""
 
 
 class BertRunConfig(
     config_from_dataclass(
         BertTrainConfig,
-        base=TrainConfig,
+        base=TrainRunConfig,
         fields={"model_dir": (str, Field("", description=f"local transformers directory; empty = ${BERT_DIR_ENV}"))},
     )
 ):
-    """Run config of models/<scheme>/bert: TrainConfig and every BertTrainConfig option."""
+    """Run config of models/<scheme>/bert: TrainRunConfig and every BertTrainConfig option."""
 
     def to_dataclass(self) -> BertTrainConfig:
         model_dir = self.model_dir or os.environ.get(BERT_DIR_ENV, "")
@@ -63,7 +63,7 @@ class BertRunConfig(
         return super().to_dataclass(model_dir=model_dir)
 
 
-CONFIGS = {"linear": LinearTrainConfig, "textcnn": TextCNNTrainConfig, "bert": BertRunConfig}
+CONFIGS = {"linear": LinearRunConfig, "textcnn": TextCNNRunConfig, "bert": BertRunConfig}
 
 
 def enabled_kinds() -> list[str]:
@@ -99,7 +99,7 @@ def run_training(
     context: dg.AssetExecutionContext,
     scheme: Scheme,
     kind: str,
-    config: "LinearTrainConfig | TextCNNTrainConfig | BertRunConfig",
+    config: "LinearRunConfig | TextCNNRunConfig | BertRunConfig",
     lake: LakeResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
@@ -117,7 +117,7 @@ def track(
     context: dg.AssetExecutionContext,
     scheme: Scheme,
     kind: str,
-    config: TrainConfig,
+    config: TrainRunConfig,
     lake: LakeResource,
     mlflow: MlflowResource,
     fit: Fit,
@@ -153,7 +153,7 @@ def training_metadata(tracked: TrackedRun) -> dict:
     }
 
 
-class EnsembleConfig(TrainConfig):
+class EnsembleRunConfig(TrainRunConfig):
     method: str = Field("agreement", description="mean | agreement (both must fire: higher precision)")
     members: list[str] = Field([], description="model types to combine; empty = textcnn+bert, or linear+textcnn")
 
@@ -174,14 +174,16 @@ def build_ensemble_asset(scheme: Scheme) -> dg.AssetsDefinition:
         description=f"Ensemble of the {' and '.join(members)} champions for {scheme.name} (mean, or agreement for "
         f"precision), evaluated on the same test split and registered as autotag.{scheme.name}.ensemble.",
     )
-    def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, lake: LakeResource, mlflow: MlflowResource):
+    def ensemble(
+        context: dg.AssetExecutionContext, config: EnsembleRunConfig, lake: LakeResource, mlflow: MlflowResource
+    ):
         fit = ensemble_fit(scheme, config.members or members, config)
         return track(context, scheme, "ensemble", config, lake, mlflow, fit)
 
     return ensemble
 
 
-def ensemble_fit(scheme: Scheme, kinds: list[str], config: EnsembleConfig) -> Fit:
+def ensemble_fit(scheme: Scheme, kinds: list[str], config: EnsembleRunConfig) -> Fit:
     """Combines the champions of `kinds`; runs inside the MLflow run, so the registry is set."""
 
     def fit(dataset_dir: Path, on_epoch):

@@ -284,15 +284,15 @@ def test_real_char_vectors():
 
 
 def test_dagster_config_reaches_the_model_config():
-    from dagster_autotag.train.assets import TextCNNTrainConfig
+    from dagster_autotag.train.assets import TextCNNRunConfig
 
-    dagster_config = TextCNNTrainConfig(
+    dagster_config = TextCNNRunConfig(
         embedding_lr=1e-4, weight_decay=0.01, lr_decay=0.8, ngram_buckets=5000, embedding_dropout=0.2
     )
     config = dagster_config.to_dataclass()
     assert (config.embedding_lr, config.weight_decay, config.lr_decay) == (1e-4, 0.01, 0.8)
     assert (config.ngram_buckets, config.embedding_dropout) == (5000, 0.2)
-    assert TextCNNTrainConfig().to_dataclass().embedding_lr is None
+    assert TextCNNRunConfig().to_dataclass().embedding_lr is None
 
 
 def test_embedding_dropout_only_in_training():
