@@ -4,6 +4,7 @@ import re
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY
 from dagster_autotag.clean.table_steps import table_steps
@@ -196,12 +197,14 @@ def test_build_definitions_accepts_explicit_resources(tmp_path):
     assert built.resolve_job_def(INGEST_TO_CORPUS_JOB).partitions_def == daily_partitions
 
 
-def test_the_asset_list_follows_the_bert_model_dir(location_env, tmp_path):
-    """Why `location` pins the environment: AUTOTAG_BERT_MODEL_DIR adds a bert model per scheme."""
+@pytest.mark.parametrize(("env", "kind"), [("AUTOTAG_BERT_MODEL_DIR", "bert"), ("AUTOTAG_ENCODER_DIR", "knn")])
+def test_the_asset_list_follows_the_encoder_directories(location_env, tmp_path, env, kind):
+    """Why `location` pins the environment: AUTOTAG_BERT_MODEL_DIR adds a bert model per scheme,
+    AUTOTAG_ENCODER_DIR a knn model."""
     without = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
-    location_env.setenv("AUTOTAG_BERT_MODEL_DIR", str(tmp_path))
-    with_bert = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
-    assert {k.to_user_string() for k in with_bert - without} == {"models/p0_newcar/bert", "models/p1_guide/bert"}
+    location_env.setenv(env, str(tmp_path))
+    with_kind = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
+    assert {k.to_user_string() for k in with_kind - without} == {f"models/p0_newcar/{kind}", f"models/p1_guide/{kind}"}
 
 
 def test_trainings_share_one_pool_limited_to_one_run(location, tmp_path, monkeypatch):
