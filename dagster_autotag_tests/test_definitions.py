@@ -61,13 +61,15 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "corpus/label_distribution": "corpus",
         "datasets/p0_newcar": "datasets",
         "datasets/p1_guide": "datasets",
+        "quality/label_issues/p0_newcar": "datasets",
+        "quality/label_issues/p1_guide": "datasets",
         **{f"models/{s}/{k}": "models" for s in ("p0_newcar", "p1_guide") for k in ("linear", "textcnn", "ensemble")},
         "predictions/daily_labels": "predictions",
         "predictions/published": "predictions",
         "analytics/duckdb_views": "analytics",
     }
     daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    windowed = ("datasets/", "models/", "analytics/")
+    windowed = ("datasets/", "models/", "analytics/", "quality/")
     assert {k for k in groups if not k.startswith(windowed)} == daily  # they read windows, not days
     partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()} - {None}
     assert len(partitions) == 1 and next(iter(partitions)).timezone == "Asia/Shanghai"
