@@ -43,12 +43,28 @@ def out_of_fold_probs(texts: list[str], y: np.ndarray, folds: int, config: Linea
     return probs
 
 
+@dataclass
+class Flags:
+    rows: np.ndarray  # indices of the rows whose given targets differ from the suggestion, worst first
+    quality: np.ndarray  # cleanlab's label quality score of every row (lower = more likely wrong)
+    confident: np.ndarray  # bool per row: cleanlab's default filter (prune_by_noise_rate) flags it
+
+
+def flag_rows(y: np.ndarray, probs: np.ndarray) -> Flags:
+    """Rows of multi-hot `y` whose out-of-fold `probs` suggest other targets, ranked by cleanlab."""
+    from cleanlab.multilabel_classification.filter import find_label_issues as flag
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    given = [list(np.flatnonzero(row)) for row in y > 0]
+    quality = get_label_quality_scores(given, probs)
+    disagree = np.flatnonzero(flag(labels=given, pred_probs=probs, filter_by="predicted_neq_given"))
+    confident = flag(labels=given, pred_probs=probs)  # prune_by_noise_rate
+    return Flags(disagree[np.argsort(quality[disagree], kind="stable")], quality, confident)
+
+
 def find_label_issues(dataset_dir: Path, folds: int = 5, config: LinearConfig | None = None) -> LabelIssues:
     """Train + dev rows of a dataset (oversampled copies left out), checked target by target."""
     import json
-
-    from cleanlab.multilabel_classification.filter import find_label_issues as flag
-    from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
     targets = ["+".join(manifest["gate"]), *manifest["labels"]]
@@ -62,13 +78,8 @@ def find_label_issues(dataset_dir: Path, folds: int = 5, config: LinearConfig | 
     texts, itemids = rows["text"].fill_null("").to_list(), rows["itemid"].to_list()
     y = np.hstack([gate_vector(rows["gate"]), label_matrix(rows["labels"], manifest["labels"])])
     probs = out_of_fold_probs(texts, y, folds, config or LinearConfig())
-    given = [list(np.flatnonzero(row)) for row in y > 0]
-    quality = get_label_quality_scores(given, probs)
-    disagree = flag(labels=given, pred_probs=probs, filter_by="predicted_neq_given")
-    confident = flag(labels=given, pred_probs=probs)  # prune_by_noise_rate
-    flagged = np.flatnonzero(disagree)
-    flagged = flagged[np.argsort(quality[flagged], kind="stable")]
-    suggested = probs >= SUGGEST_AT
+    flags = flag_rows(y, probs)
+    flagged, suggested = flags.rows, probs >= SUGGEST_AT
 
     def names(mask: np.ndarray) -> list[str]:
         return [targets[j] for j in np.flatnonzero(mask)]
@@ -79,8 +90,8 @@ def find_label_issues(dataset_dir: Path, folds: int = 5, config: LinearConfig | 
             "split": rows["split"].gather(flagged),
             "given": [names(y[i] > 0) for i in flagged],
             "suggested": [names(suggested[i]) for i in flagged],
-            "quality": quality[flagged].astype(np.float64),
-            "confident": confident[flagged],
+            "quality": flags.quality[flagged].astype(np.float64),
+            "confident": flags.confident[flagged],
             "text": [texts[i] for i in flagged],
         },
         schema_overrides={"given": pl.List(pl.String), "suggested": pl.List(pl.String)},
