@@ -333,7 +333,8 @@ class ServingRecord:
             f"budget {_budget(self.budget_s_per_100k)} s per 100k items · measured on {self.device} · "
             f"decided {self.decided_at}" + (f" · test split {self.dataset}" if self.dataset else ""),
             "",
-            f"| kind | version | {metric} now | {metric} at training | s / 100k items | within budget | serving | note |",
+            f"| kind | version | {metric} now | {metric} at training | s / 100k items | within budget | serving "
+            "| note |",
             "|---|---:|---:|---:|---:|---|---|---|",
         ]
         for r in self.rows:
