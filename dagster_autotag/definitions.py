@@ -17,6 +17,7 @@ from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
 from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB, JOBS, RETRAIN_DATASETS_AND_MODELS_JOB
 from dagster_autotag.predict.assets import build_prediction_assets, build_serving_assets
+from dagster_autotag.quality.assets import build_label_issues_asset
 from dagster_autotag.resources import ExportSource, LakeResource, MlflowResource, export_source_from_env
 from dagster_autotag.train.assets import build_training_assets
 
@@ -37,6 +38,7 @@ def build_definitions(
             *build_training_assets(schemes),
             *build_serving_assets(schemes),
             *build_prediction_assets(schemes),
+            *[build_label_issues_asset(s) for s in schemes],
             *analytics_assets,
         ],
         jobs=JOBS,

@@ -263,6 +263,17 @@ def shipped_from_thresholds(path: Path) -> set[str] | None:
     return set.intersection(*sets) if sets else None
 
 
+def label_issue_counts() -> list[str]:
+    """Per scheme: the rows quality/label_issues flagged as possible tag errors, and where they are."""
+    lines = []
+    for path in sorted((lake_dir() / "quality" / "label_issues").glob("*/label_issues.parquet")):
+        issues = pl.read_parquet(path, columns=["confident"])
+        lines.append(
+            f"  {path.parent.name:10s} {issues.height:,} possible tag errors ({int(issues['confident'].sum()):,} confident)  {path}"
+        )
+    return lines or ["  none (materialise quality/label_issues/<scheme>)"]
+
+
 def drift_verdicts(dts: list[str]) -> list[str]:
     lines = []
     for dt in dts:
@@ -348,6 +359,7 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
         print("\nRegistered models (MLflow):\n" + "\n".join(models))
         print("\nServing model (p0_newcar):\n" + "\n".join(serving_summary("p0_newcar")))
         print("\nServing model per label (p0_newcar):\n" + "\n".join(serving_per_label("p0_newcar")))
+    print("\nLabel issues (cleanlab, train + dev):\n" + "\n".join(label_issue_counts()))
     print("\nPredictions (drift checks, publishing):\n" + "\n".join(drift_verdicts(dts)))
     print("\nDuckDB views for analysts:\n" + "\n".join(duckdb_views()))
     print(

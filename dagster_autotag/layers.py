@@ -12,6 +12,7 @@ CORPUS_LAYER = "corpus"
 DATASETS_LAYER = "datasets"  # datasets/<scheme>: not partitioned
 PREDICTIONS_LAYER = "predictions"
 PUBLISHED_LAYER = "published"  # where consumers read predictions (analytics views, exports)
+QUALITY_LAYER = "quality"  # quality/label_issues/<scheme>: not partitioned
 
 # clean/*, read by corpus/items
 NEWS_ITEMS, VIDEO_ASR, VIDEO_OCR, TAGS = "news_items", "video_asr", "video_ocr", "tags"

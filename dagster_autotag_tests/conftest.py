@@ -45,6 +45,7 @@ def hive_server(tmp_path_factory: pytest.TempPathFactory):
 LOCATION_ENV = (
     "AUTOTAG_SOURCE",
     "AUTOTAG_BERT_MODEL_DIR",
+    "AUTOTAG_ENCODER_DIR",
     "AUTOTAG_CORPUS_CONFIG",
     "AUTOTAG_RETRAIN_CRON",
     "AUTOTAG_QUARANTINE_LIMIT",

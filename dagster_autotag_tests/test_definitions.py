@@ -4,6 +4,7 @@ import re
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY
 from dagster_autotag.clean.table_steps import table_steps
@@ -60,6 +61,8 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "corpus/label_distribution": "corpus",
         "datasets/p0_newcar": "datasets",
         "datasets/p1_guide": "datasets",
+        "quality/label_issues/p0_newcar": "datasets",
+        "quality/label_issues/p1_guide": "datasets",
         **{
             f"models/{s}/{k}": "models"
             for s in ("p0_newcar", "p1_guide")
@@ -70,7 +73,7 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "analytics/duckdb_views": "analytics",
     }
     daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    windowed = ("datasets/", "models/", "analytics/")
+    windowed = ("datasets/", "models/", "analytics/", "quality/")
     assert {k for k in groups if not k.startswith(windowed)} == daily  # they read windows, not days
     partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()} - {None}
     assert len(partitions) == 1 and next(iter(partitions)).timezone == "Asia/Shanghai"
@@ -200,12 +203,14 @@ def test_build_definitions_accepts_explicit_resources(tmp_path):
     assert built.resolve_job_def(INGEST_TO_CORPUS_JOB).partitions_def == daily_partitions
 
 
-def test_the_asset_list_follows_the_bert_model_dir(location_env, tmp_path):
-    """Why `location` pins the environment: AUTOTAG_BERT_MODEL_DIR adds a bert model per scheme."""
+@pytest.mark.parametrize(("env", "kind"), [("AUTOTAG_BERT_MODEL_DIR", "bert"), ("AUTOTAG_ENCODER_DIR", "knn")])
+def test_the_asset_list_follows_the_encoder_directories(location_env, tmp_path, env, kind):
+    """Why `location` pins the environment: AUTOTAG_BERT_MODEL_DIR adds a bert model per scheme,
+    AUTOTAG_ENCODER_DIR a knn model."""
     without = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
-    location_env.setenv("AUTOTAG_BERT_MODEL_DIR", str(tmp_path))
-    with_bert = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
-    assert {k.to_user_string() for k in with_bert - without} == {"models/p0_newcar/bert", "models/p1_guide/bert"}
+    location_env.setenv(env, str(tmp_path))
+    with_kind = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
+    assert {k.to_user_string() for k in with_kind - without} == {f"models/p0_newcar/{kind}", f"models/p1_guide/{kind}"}
 
 
 def test_trainings_share_one_pool_limited_to_one_run(location, tmp_path, monkeypatch):

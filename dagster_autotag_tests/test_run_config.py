@@ -14,12 +14,13 @@ from dagster_autotag.run_config import config_from_dataclass
 from dagster_autotag.train.assets import (
     BERT_DIR_ENV,
     BertRunConfig,
+    KNNRunConfig,
     LinearRunConfig,
     TextCNNRunConfig,
     TrainRunConfig,
     build_training_asset,
 )
-from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig, TrainingOptions
+from dagster_autotag.train.configs import BertTrainConfig, KNNConfig, LinearConfig, TextCNNConfig, TrainingOptions
 
 # Dagster config class, its dataclass, dataclass field → run config key where they differ
 DERIVED = [
@@ -27,6 +28,7 @@ DERIVED = [
     (LinearRunConfig, LinearConfig, {"C": "c"}),
     (TextCNNRunConfig, TextCNNConfig, {"top_k": "pooling_top_k"}),
     (BertRunConfig, BertTrainConfig, {}),
+    (KNNRunConfig, KNNConfig, {}),
     (DatasetRunConfig, SplitOptions, {"ratios": ("train_ratio", "dev_ratio", "test_ratio")}),
 ]
 BERT_OPTIONS = {

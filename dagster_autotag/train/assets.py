@@ -21,11 +21,12 @@ from dagster_autotag.layers import DATASETS_LAYER
 from dagster_autotag.metadata import path_value
 from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.run_config import config_from_dataclass
-from dagster_autotag.train.configs import BertTrainConfig, LinearConfig, TextCNNConfig, TrainingOptions
+from dagster_autotag.train.configs import BertTrainConfig, KNNConfig, LinearConfig, TextCNNConfig, TrainingOptions
 from dagster_autotag.train.tracking import Fit, TrackedRun, per_label_markdown, track_and_register
 
 TRAINING_POOL = "autotag_training"
 BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
+ENCODER_DIR_ENV = "AUTOTAG_ENCODER_DIR"  # the knn kind's sentence encoder (e.g. e5-small)
 
 
 class TrainRunConfig(config_from_dataclass(TrainingOptions)):
@@ -44,30 +45,40 @@ class TextCNNRunConfig(config_from_dataclass(TextCNNConfig, base=TrainRunConfig,
     pooling, is `pooling_top_k` here: TrainRunConfig's `top_k` caps the sub-labels per item)."""
 
 
-class BertRunConfig(
-    config_from_dataclass(
-        BertTrainConfig,
-        base=TrainRunConfig,
-        fields={"model_dir": (str, Field("", description=f"local transformers directory; empty = ${BERT_DIR_ENV}"))},
-    )
-):
+def model_dir_field(env: str) -> dict:
+    return {"model_dir": (str, Field("", description=f"local transformers directory; empty = ${env}"))}
+
+
+def local_model_dir(value: str, env: str, kind: str) -> str:
+    model_dir = value or os.environ.get(env, "")
+    if not model_dir or not Path(model_dir).is_dir():
+        raise ValueError(
+            f"{kind} needs a local transformers directory: set {env} or model_dir in run config (got {model_dir!r})"
+        )
+    return model_dir
+
+
+class BertRunConfig(config_from_dataclass(BertTrainConfig, base=TrainRunConfig, fields=model_dir_field(BERT_DIR_ENV))):
     """Run config of models/<scheme>/bert: TrainRunConfig and every BertTrainConfig option."""
 
     def to_dataclass(self) -> BertTrainConfig:
-        model_dir = self.model_dir or os.environ.get(BERT_DIR_ENV, "")
-        if not model_dir or not Path(model_dir).is_dir():
-            raise ValueError(
-                f"BERT needs a local transformers directory: set {BERT_DIR_ENV} or model_dir in run config "
-                f"(got {model_dir!r})"
-            )
-        return super().to_dataclass(model_dir=model_dir)
+        return super().to_dataclass(model_dir=local_model_dir(self.model_dir, BERT_DIR_ENV, "BERT"))
 
 
-CONFIGS = {"linear": LinearRunConfig, "textcnn": TextCNNRunConfig, "bert": BertRunConfig}
+class KNNRunConfig(config_from_dataclass(KNNConfig, base=TrainRunConfig, fields=model_dir_field(ENCODER_DIR_ENV))):
+    """Run config of models/<scheme>/knn: TrainRunConfig and every KNNConfig option."""
+
+    def to_dataclass(self) -> KNNConfig:
+        return super().to_dataclass(model_dir=local_model_dir(self.model_dir, ENCODER_DIR_ENV, "knn"))
+
+
+CONFIGS = {"linear": LinearRunConfig, "textcnn": TextCNNRunConfig, "bert": BertRunConfig, "knn": KNNRunConfig}
 
 
 def enabled_kinds() -> list[str]:
-    return ["linear", "textcnn"] + (["bert"] if os.environ.get(BERT_DIR_ENV) else [])
+    """linear and textcnn always; bert and knn when their encoder directory is configured."""
+    optional = [("bert", BERT_DIR_ENV), ("knn", ENCODER_DIR_ENV)]
+    return ["linear", "textcnn"] + [kind for kind, env in optional if os.environ.get(env)]
 
 
 def build_training_assets(schemes: list[Scheme]) -> list[dg.AssetsDefinition]:

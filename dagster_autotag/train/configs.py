@@ -142,3 +142,19 @@ class BertTrainConfig:
     precision: Literal["auto", "bf16", "fp16", "fp32"] = option(
         "auto", "auto: bf16 on a GPU that supports it, else fp16 on GPU; always fp32 on CPU"
     )
+
+
+@dataclass
+class KNNConfig:
+    model_dir: str = option(MISSING, "a local transformers encoder directory (e.g. e5-small); never fine-tuned")
+    k: int = option(20, "neighbours that vote")
+    # e5 was trained with "query: " / "passage: " prefixes; "query: " on both sides suits symmetric similarity
+    text_prefix: str = option("", "prepended to every text before encoding (e5: 'query: ')")
+    temperature: float = option(0.05, "vote weight exp(cosine / temperature): lower = nearer neighbours count more")
+    max_len: int = option(128, "tokens kept per text")
+    batch_size: int = option(64, "texts encoded at once")
+    num_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.temperature <= 0 or self.max_len < 1 or self.batch_size < 1:
+            raise ValueError("k, temperature, max_len and batch_size must be positive")

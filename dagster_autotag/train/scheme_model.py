@@ -22,7 +22,7 @@ from dagster_autotag.train.evaluate import Evaluation, evaluate
 from dagster_autotag.train.targets import gate_vector, label_matrix
 from dagster_autotag.train.thresholds import Thresholds, decide, tune_thresholds
 
-MODEL_KINDS = ("linear", "textcnn", "bert")
+MODEL_KINDS = ("linear", "textcnn", "bert", "knn")
 META_FILE = "scheme_model.json"
 THRESHOLDS_FILE = "thresholds.json"
 EpochCallback = Callable[[str, int, dict], None]  # (task, epoch, metrics)
@@ -41,6 +41,10 @@ def _model_class(kind: str):
         from dagster_autotag.train.bert import TrainedBert
 
         return TrainedBert
+    if kind == "knn":
+        from dagster_autotag.train.knn import KNNModel
+
+        return KNNModel
     raise ValueError(f"unknown model kind {kind!r}; one of {MODEL_KINDS}")
 
 
@@ -64,6 +68,10 @@ def fit_task(
         from dagster_autotag.train.bert import train_bert
 
         return train_bert(*train, *dev, config, on_epoch=on_epoch)
+    if kind == "knn":
+        from dagster_autotag.train.knn import KNNModel
+
+        return KNNModel(config).fit(*train)  # nothing to tune on dev: the vote is the model
     raise ValueError(f"unknown model kind {kind!r}; one of {MODEL_KINDS}")
 
 

@@ -139,6 +139,27 @@ def test_dataset_splits_files_manifest_and_checks(home, capsys):
     assert "gate: 新车资讯" in meta["distribution"].value
 
 
+def test_label_issues_asset_ranks_the_splits_rows_after_the_dataset(home):
+    defs = definitions(home)
+    issues_key = dg.AssetKey(["quality", "label_issues", "p0_newcar"])
+    issues_asset = next(a for a in defs.assets if issues_key in a.keys)
+    result = dg.materialize(
+        [dataset_asset(defs, "p0_newcar"), issues_asset],
+        resources=defs.resources,
+        run_config={
+            "ops": {**run_config("p0_newcar")["ops"], "quality__label_issues__p0_newcar": {"config": {"folds": 3}}}
+        },
+    )
+    assert result.success
+    meta = materializations(result)["quality/label_issues/p0_newcar"]
+    issues = pl.read_parquet(home / "lake" / "quality" / "label_issues" / "p0_newcar" / "label_issues.parquet")
+    manifest = json.loads((home / "lake" / "datasets" / "p0_newcar" / "manifest.json").read_text(encoding="utf-8"))
+    assert meta["rows_checked"].value <= manifest["rows"]["train"] + manifest["rows"]["dev"]
+    assert meta["issues"].value == issues.height and issues["quality"].is_sorted()
+    assert issues.columns == ["itemid", "split", "given", "suggested", "quality", "confident", "text"]
+    assert (issues["given"] != issues["suggested"]).all()
+
+
 def test_dataset_rerun_is_identical_and_holdout_uses_the_newest_day(home):
     defs = definitions(home)
     folder = home / "lake" / "datasets" / "p1_guide"
