@@ -124,8 +124,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         description="What `make demo` runs: writes sample exports for the last DAYS days, materialises every "
         "asset of the ingest_to_corpus job for each day into the Dagster instance under $DAGSTER_HOME, builds every "
         "scheme's train/dev/test splits over those days, trains the linear model and a small TextCNN for "
-        "p0_newcar (MLflow, registry, promotion), labels every day with the champion (drift checks, publish), and prints rows per layer, check failures and where "
-        "the outputs are.",
+        "p0_newcar (MLflow, registry, promotion), chooses the serving model by measurement (the best champion on "
+        "the test split within the inference budget), labels every day with it (drift checks, publish), and prints "
+        "rows per layer, check failures, which model serves and why, and where the outputs are.",
     )
     p.add_argument("--days", type=_int_in(1, 366), default=7, help="number of days (default 7)")
     p.add_argument("--start", type=_iso_date, help="first day (default: DAYS days before today)")

@@ -16,7 +16,7 @@ from dagster_autotag.clean.table_steps import table_steps
 from dagster_autotag.corpus.assets import build_corpus_assets
 from dagster_autotag.corpus.config import CorpusConfig, load_corpus_config
 from dagster_autotag.jobs import INGEST_TO_PUBLISH_JOB, JOBS, RETRAIN_DATASETS_AND_MODELS_JOB
-from dagster_autotag.predict.assets import build_prediction_assets
+from dagster_autotag.predict.assets import build_prediction_assets, build_serving_assets
 from dagster_autotag.quality.assets import build_label_issues_asset
 from dagster_autotag.resources import ExportSource, LakeResource, MlflowResource, export_source_from_env
 from dagster_autotag.train.assets import build_training_assets
@@ -30,13 +30,15 @@ def build_definitions(
 ) -> dg.Definitions:
     """corpus_config: default = corpus.yaml in the package, or the file $AUTOTAG_CORPUS_CONFIG names."""
     corpus_config = corpus_config or load_corpus_config()
+    schemes = list(corpus_config.schemes.values())
     return dg.Definitions(
         assets=[
             *table_steps,
             *build_corpus_assets(corpus_config),
-            *build_training_assets(list(corpus_config.schemes.values())),
-            *build_prediction_assets(list(corpus_config.schemes.values())),
-            *[build_label_issues_asset(s) for s in corpus_config.schemes.values()],
+            *build_training_assets(schemes),
+            *build_serving_assets(schemes),
+            *build_prediction_assets(schemes),
+            *[build_label_issues_asset(s) for s in schemes],
             *analytics_assets,
         ],
         jobs=JOBS,

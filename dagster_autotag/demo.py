@@ -162,7 +162,8 @@ def quiet_mlflow() -> None:
 
 def run_train_models(scheme: str = "p0_newcar") -> DemoRun:
     """The linear model and a small TextCNN for one scheme, then their agreement ensemble: trained,
-    logged to MLflow, registered, and the promotion gate run (the first version becomes champion)."""
+    logged to MLflow, registered, and the promotion gate run (the first version becomes champion);
+    then models/<scheme>/serving scores the three champions and records which one labels the days."""
     import dagster as dg
 
     from dagster_autotag.definitions import defs
@@ -170,7 +171,7 @@ def run_train_models(scheme: str = "p0_newcar") -> DemoRun:
 
     quiet_mlflow()
     job = defs.resolve_job_def(TRAIN_MODELS_JOB)
-    selection = [dg.AssetKey(["models", scheme, kind]) for kind in ("linear", "textcnn", "ensemble")]
+    selection = [dg.AssetKey(["models", scheme, kind]) for kind in ("linear", "textcnn", "ensemble", "serving")]
     run_config = {**QUIET_CONSOLE, "ops": {f"models__{scheme}__textcnn": {"config": DEMO_TEXTCNN}}}
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
@@ -181,7 +182,7 @@ def run_train_models(scheme: str = "p0_newcar") -> DemoRun:
 
 
 def run_predict_and_publish(dts: list[str], scheme: str = "p0_newcar") -> list[DemoRun]:
-    """The champions label each demo day; drift checks run; clean days are published."""
+    """The serving model labels each demo day; drift checks run; clean days are published."""
     from dagster_autotag.jobs import PREDICT_AND_PUBLISH_JOB
 
     quiet_mlflow()
@@ -198,6 +199,8 @@ def model_summary() -> list[str]:
     client = mlflow.MlflowClient(default_tracking_uri())
     lines = []
     for model in client.search_registered_models():
+        if model.name.count(".") < 2:  # autotag.<scheme>: the serving decision, no versions (serving_summary)
+            continue
         champion = model.aliases.get(CHAMPION)
         run = client.get_run(client.get_model_version(model.name, champion).run_id) if champion else None
         f1 = run.data.metrics.get("test.micro_f1") if run else None
@@ -205,18 +208,41 @@ def model_summary() -> list[str]:
     return lines
 
 
-def champion_per_label(scheme: str = "p0_newcar") -> list[str]:
-    """The default-kind champion's per-label test figures (its run's evaluation/per_label.csv)."""
+def serving_summary(scheme: str = "p0_newcar") -> list[str]:
+    """Which model labels the scheme's days and why: the decision models/<scheme>/serving recorded."""
     import mlflow
 
-    from dagster_autotag.predict.champion import KIND_FALLBACK, NoChampionError, find_champion
+    from dagster_autotag.predict.champion import read_serving_record, serving_model_name
+    from dagster_autotag.train.registry import default_tracking_uri
+
+    record = read_serving_record(mlflow.MlflowClient(default_tracking_uri()), scheme)
+    if record is None:
+        return [f"  no serving decision for {scheme} (materialize models/{scheme}/serving)"]
+    lines = [
+        f"  {record.reason}",
+        f"  (registry: {serving_model_name(scheme)}, tags serving.*; measured on {record.device})",
+        f"    {'kind':10s} {'version':>7s} {record.metric + ' now':>13s} {'s / 100k items':>15s}",
+    ]
+    for r in record.rows:
+        score = "not scored" if r["score"] is None else f"{r['score']:.4f}"
+        cost = "unknown" if r["seconds_per_100k"] is None else f"{r['seconds_per_100k']:,.1f}"
+        mark = "→" if r["chosen"] else " "
+        lines.append(f"  {mark} {r['kind']:10s} {r['version']:>7s} {score:>13s} {cost:>15s}  {r['note']}")
+    return lines
+
+
+def serving_per_label(scheme: str = "p0_newcar") -> list[str]:
+    """The serving model's per-label test figures (its run's evaluation/per_label.csv)."""
+    import mlflow
+
+    from dagster_autotag.predict.champion import read_serving_record
     from dagster_autotag.train.registry import default_tracking_uri
 
     client = mlflow.MlflowClient(default_tracking_uri())
-    try:
-        _, name, version, run_id = find_champion(client, scheme, list(KIND_FALLBACK))
-    except NoChampionError:
-        return [f"  no champion for {scheme}"]
+    record = read_serving_record(client, scheme)
+    if record is None:
+        return [f"  no serving model for {scheme}"]
+    name, version, run_id = record.name, record.version, record.run_id
     table = pl.read_csv(client.download_artifacts(run_id, "evaluation/per_label.csv"))
     lines = [f"  {name} v{version} on its test split (✗ = below the precision floor, not shipped):"]
     thresholds = client.download_artifacts(run_id, "evaluation/thresholds.json")
@@ -331,7 +357,8 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
     models = model_summary() if (autotag_home() / "mlflow").is_dir() else []
     if models:
         print("\nRegistered models (MLflow):\n" + "\n".join(models))
-        print("\nChampion per label (p0_newcar):\n" + "\n".join(champion_per_label("p0_newcar")))
+        print("\nServing model (p0_newcar):\n" + "\n".join(serving_summary("p0_newcar")))
+        print("\nServing model per label (p0_newcar):\n" + "\n".join(serving_per_label("p0_newcar")))
     print("\nLabel issues (cleanlab, train + dev):\n" + "\n".join(label_issue_counts()))
     print("\nPredictions (drift checks, publishing):\n" + "\n".join(drift_verdicts(dts)))
     print("\nDuckDB views for analysts:\n" + "\n".join(duckdb_views()))

@@ -63,7 +63,11 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "datasets/p1_guide": "datasets",
         "quality/label_issues/p0_newcar": "datasets",
         "quality/label_issues/p1_guide": "datasets",
-        **{f"models/{s}/{k}": "models" for s in ("p0_newcar", "p1_guide") for k in ("linear", "textcnn", "ensemble")},
+        **{
+            f"models/{s}/{k}": "models"
+            for s in ("p0_newcar", "p1_guide")
+            for k in ("linear", "textcnn", "ensemble", "serving")
+        },
         "predictions/daily_labels": "predictions",
         "predictions/published": "predictions",
         "analytics/duckdb_views": "analytics",

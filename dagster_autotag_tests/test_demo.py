@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import mlflow
 import polars as pl
 
-from dagster_autotag_tests.demo_home import DEMO_DAYS, DEMO_ITEMS_PER_DAY
+from dagster_autotag.predict.champion import read_serving_record
+from dagster_autotag_tests.demo_home import DEMO_DAYS, DEMO_ITEMS_PER_DAY, tracking_uri
 
 
 def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
@@ -33,11 +35,24 @@ def test_demo_materialises_every_layer_and_prints_the_summary(demo_home):
     assert any(Path(home / "dagster").rglob("*.db"))
 
 
-def test_demo_summary_names_the_champion_per_label_drift_and_duckdb(demo_home):
+def test_demo_summary_names_the_serving_model_per_label_drift_and_duckdb(demo_home):
     out = demo_home.stdout
-    champion = out.split("Champion per label (p0_newcar):")[1].split("\n\n")[0]
-    assert "autotag.p0_newcar.ensemble v1 on its test split" in champion
-    rows = [line for line in champion.splitlines() if " F1 " in line]
+    record = read_serving_record(mlflow.MlflowClient(tracking_uri(demo_home.path)), "p0_newcar")
+    # models/p0_newcar/serving scored the three champions on the test split: the best one serves
+    scores = {r["kind"]: r["score"] for r in record.rows}
+    assert set(scores) == {"linear", "textcnn", "ensemble"} and record.kind == max(scores, key=scores.get)
+    assert record.reason.startswith(f"{record.describe()}: best micro_f1 on the current test split")
+    serving = out.split("Serving model (p0_newcar):")[1].split("\n\n")[0]
+    assert f"  {record.reason}\n" in serving
+    assert sum(line.lstrip().startswith("→") for line in serving.splitlines()) == 1
+    assert all(f" {kind} " in serving for kind in scores)
+    per_label = out.split("Serving model per label (p0_newcar):")[1].split("\n\n")[0]
+    assert f"{record.describe()} on its test split" in per_label
+    # every demo day was labelled by that model
+    for dt in DEMO_DAYS:
+        table = pl.read_parquet(demo_home.path / f"lake/predictions/daily_labels/dt={dt}/part-0.parquet")
+        assert set(table["model_name"]) == {record.name} and set(table["model_version"]) == {record.version}
+    rows = [line for line in per_label.splitlines() if " F1 " in line]
     assert len(rows) == 13 and "新车资讯 " in rows[0]  # the gate, then the 12 sub-labels
     assert any(r.lstrip().startswith("✓") for r in rows)
     predictions = out.split("Predictions (drift checks, publishing):")[1].split("\n\n")[0]

@@ -11,11 +11,20 @@ from pathlib import Path
 
 import polars as pl
 
+from dagster_autotag.predict.serving import ServingRecord
 from dagster_autotag.train.registry import CHAMPION
 
 MODEL_PREFIX = "autotag."
 ANALYTICS_DIR = "analytics"
 MODEL_VERSIONS_FILE = "model_versions.parquet"
+# typed even while no serving decision exists, so the view's columns do not change type
+SERVING_COLUMNS = {
+    "is_serving": pl.Boolean,
+    "serving_reason": pl.String,
+    "serving_score": pl.Float64,
+    "serving_seconds_per_100k": pl.Float64,
+    "serving_note": pl.String,
+}
 
 
 def model_versions_path(lake: Path) -> Path:
@@ -49,18 +58,36 @@ def export_model_versions(lake: Path, tracking_uri: str) -> Path | None:
 
 
 def read_model_versions(tracking_uri: str) -> pl.DataFrame:
+    """One row per version of autotag.<scheme>.<kind>, with `is_serving` and the decision's reason and
+    figures (score on the test split it was decided on, seconds per 100k items) from the serving record
+    on the versionless model autotag.<scheme> (predict/champion.py)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    models = list(client.search_registered_models(filter_string=f"name LIKE '{MODEL_PREFIX}%'"))
+    decisions = {}  # scheme → ServingRecord
+    for model in models:
+        scheme = model.name.removeprefix(MODEL_PREFIX)
+        if "." not in scheme:  # autotag.<scheme>: a serving record, no versions
+            record = ServingRecord.from_tags(scheme, model.tags)
+            if record is not None:
+                decisions[scheme] = record
+    # (model, version) → its row in the last decision's table: the score and cost it was compared by
+    scores = {(r["model"], r["version"]): r for record in decisions.values() for r in record.rows}
     rows = []
-    for model in client.search_registered_models(filter_string=f"name LIKE '{MODEL_PREFIX}%'"):
+    for model in models:
+        if model.name.count(".") < 2:
+            continue
         aliases: dict[str, list[str]] = {}
         for alias, version in model.aliases.items():  # version objects from search carry no aliases
             aliases.setdefault(str(version), []).append(alias)
         _, scheme, kind = (model.name.split(".", 2) + ["", ""])[:3]
+        decision = decisions.get(scheme)
         for version in client.search_model_versions(f"name='{model.name}'"):
             run = client.get_run(version.run_id) if version.run_id else None
             metrics = run.data.metrics if run else {}
+            serving = decision is not None and (decision.name, decision.version) == (model.name, str(version.version))
+            compared = scores.get((model.name, str(version.version)), {})
             rows.append(
                 {
                     "model": model.name,
@@ -75,6 +102,12 @@ def read_model_versions(tracking_uri: str) -> pl.DataFrame:
                     "run_name": run.data.tags.get("mlflow.runName") if run else None,
                     "dataset_window": run.data.params.get("dataset.window") if run else None,
                     **{f"test_{k[5:]}": v for k, v in sorted(metrics.items()) if k.startswith("test.")},
+                    **{f"inference_{k[10:]}": v for k, v in sorted(metrics.items()) if k.startswith("inference.")},
+                    "is_serving": serving,
+                    "serving_reason": decision.reason if serving else None,
+                    "serving_score": compared.get("score"),  # on the test split of the last decision
+                    "serving_seconds_per_100k": compared.get("seconds_per_100k"),
+                    "serving_note": compared.get("note"),
                 }
             )
-    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    return pl.DataFrame(rows, infer_schema_length=None, schema_overrides=SERVING_COLUMNS) if rows else pl.DataFrame()

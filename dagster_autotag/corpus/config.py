@@ -16,6 +16,8 @@ DEFAULT_CONFIG = Path(__file__).with_name("corpus.yaml")
 CONFIG_ENV = "AUTOTAG_CORPUS_CONFIG"
 TEXT_FIELDS = ("title", "summary", "asr_text", "ocr_text")
 SCHEME_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # becomes an asset key and column prefix
+# An hour per 100k items: TextCNN (~25 s on 2 CPU cores) and linear fit easily, BERT on CPU (~100 min) does not.
+DEFAULT_INFERENCE_BUDGET_S_PER_100K = 3600.0
 
 
 class CorpusConfigError(ValueError):
@@ -41,6 +43,8 @@ class Scheme:
     label_level: int
     labels: tuple[str, ...] | None = None  # pinned label paths; None = every tag at label_level
     description: str = ""
+    # seconds of daily inference per 100k items a serving model may cost; None = no limit
+    inference_budget_s_per_100k: float | None = DEFAULT_INFERENCE_BUDGET_S_PER_100K
 
     @property
     def gate_column(self) -> str:
@@ -121,7 +125,7 @@ def _schemes(raw: dict, fail) -> dict[str, Scheme]:
         if not SCHEME_NAME.match(str(name)):
             raise fail(f"scheme name {name!r} must match {SCHEME_NAME.pattern}")
         spec = spec or {}
-        unknown = set(spec) - {"gate", "label_level", "labels", "description"}
+        unknown = set(spec) - {"gate", "label_level", "labels", "description", "inference_budget_s_per_100k"}
         if unknown:
             raise fail(f"schemes.{name}: unknown keys {sorted(unknown)}")
         gate = spec.get("gate")
@@ -139,7 +143,11 @@ def _schemes(raw: dict, fail) -> dict[str, Scheme]:
             outside = [x for x in labels if not any(x.startswith(g + "/") for g in gate)]
             if outside:
                 raise fail(f"schemes.{name}.labels outside the gate subtrees: {outside}")
-        schemes[name] = Scheme(name, gate, level, labels, str(spec.get("description", "")))
+        budget = spec.get("inference_budget_s_per_100k", DEFAULT_INFERENCE_BUDGET_S_PER_100K)
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise fail(f"schemes.{name}.inference_budget_s_per_100k must be a positive number or null, got {budget!r}")
+        description = str(spec.get("description", ""))
+        schemes[name] = Scheme(name, gate, level, labels, description, None if budget is None else float(budget))
     return schemes
 
 

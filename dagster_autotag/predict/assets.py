@@ -1,14 +1,16 @@
-"""predictions/daily_labels (daily: each scheme's champion over corpus/items, with the label_drift and
-input_drift checks) and predictions/published (daily: the partition copied where consumers read it).
+"""predictions/daily_labels (daily: each scheme's serving model over corpus/items, with the label_drift and
+input_drift checks), predictions/published (daily: the partition copied where consumers read it) and
+models/<scheme>/serving (group models: which model serves, chosen by measurement and kept in the registry).
 
-Thin: resolve champions, call predict/ and quality/, write, report. label_drift is blocking, so in
-a run that holds both assets an ERROR stops predictions/published for that partition; the drift
-verdict is also written next to the Parquet (drift.json), so a later run publishing the same
-partition on its own refuses too (run config `force: true` overrides it, on purpose only).
+Thin: resolve the serving models (predict/champion.py), call predict/ and quality/, write, report.
+label_drift is blocking, so in a run that holds both assets an ERROR stops predictions/published for
+that partition; the drift verdict is also written next to the Parquet (drift.json), so a later run
+publishing the same partition on its own refuses too (run config `force: true` overrides it, on purpose only).
 """
 
 import json
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +38,17 @@ from dagster_autotag.predict.batch import (
     predict_items,
     with_model_columns,
 )
-from dagster_autotag.predict.champion import Champion, MissingChampionsError, load_champions
+from dagster_autotag.predict.champion import (
+    DEFAULT_METRIC,
+    Champion,
+    MissingChampionsError,
+    NoChampionError,
+    Serving,
+    decide_serving,
+    load_servings,
+    serving_model_name,
+    write_serving_record,
+)
 from dagster_autotag.predict.inputs import corpus_input_drift
 from dagster_autotag.predict.reference import (
     REFERENCE_MAX_ROWS,
@@ -44,6 +56,7 @@ from dagster_autotag.predict.reference import (
     cached_reference_profile,
     prediction_profile,
 )
+from dagster_autotag.predict.serving import ServingError
 from dagster_autotag.quality.drift import (
     ERROR,
     OK,
@@ -55,6 +68,7 @@ from dagster_autotag.quality.drift import (
     worst,
 )
 from dagster_autotag.resources import LakeResource, MlflowResource
+from dagster_autotag.train.assets import TRAINING_POOL, enabled_kinds
 
 LABELS_KEY = dg.AssetKey([PREDICTIONS_LAYER, DAILY_LABELS])
 PUBLISHED_KEY = dg.AssetKey([PREDICTIONS_LAYER, PUBLISHED_LAYER])
@@ -72,7 +86,15 @@ class PredictRunConfig(dg.Config):
 
     schemes: list[str] = Field([], description="schemes to predict; empty = every scheme of the code location")
     model_kinds: dict[str, str] = Field(
-        {}, description="scheme → model kind, used as given (no fallback); other schemes use the default kind"
+        {}, description="scheme → model kind: predict with that kind's champion instead of the measured choice"
+    )
+    model_versions: dict[str, str] = Field(
+        {}, description="scheme → 'kind:version' (e.g. linear:3): predict with exactly that registered version"
+    )
+    inference_budgets_s_per_100k: dict[str, float] = Field(
+        {},
+        description="scheme → inference budget (seconds per 100k items) for this run instead of the scheme's "
+        "(corpus.yaml); a run that overrides decides for itself and leaves the registry's decision alone",
     )
     skip_schemes_without_champion: bool = Field(False, description="skip (and warn) instead of failing the run")
     batch_size: int = 4096
@@ -91,21 +113,35 @@ class PredictRunConfig(dg.Config):
             self.drift_warn, self.drift_error, self.drift_metric, self.drift_min_expected, self.drift_min_items
         )
 
+    def pins(self) -> dict[str, str]:
+        """scheme → "kind" or "kind:version"; model_versions wins when it names the same kind."""
+        for scheme, pin in self.model_versions.items():
+            kind = self.model_kinds.get(scheme)
+            if kind is not None and pin.partition(":")[0].strip() != kind:
+                raise ValueError(f"run config pins {scheme} twice: model_kinds {kind!r}, model_versions {pin!r}")
+        return {**self.model_kinds, **self.model_versions}
+
 
 class PublishRunConfig(dg.Config):
     force: bool = Field(False, description="publish even though label_drift was ERROR for this partition")
 
 
-def build_prediction_assets(schemes: list[Scheme], model_kind: str = "ensemble") -> list[dg.AssetsDefinition]:
-    """model_kind: the default per scheme, falling back ensemble → bert → textcnn → linear to the
-    first kind that has a champion."""
-    return [build_daily_labels_asset([s.name for s in schemes], model_kind), build_published_asset()]
+def serving_key(scheme: str) -> dg.AssetKey:
+    return dg.AssetKey(["models", scheme, "serving"])
 
 
-def build_daily_labels_asset(names: list[str], model_kind: str) -> dg.AssetsDefinition:
+def build_prediction_assets(schemes: list[Scheme]) -> list[dg.AssetsDefinition]:
+    return [build_daily_labels_asset(schemes), build_published_asset()]
+
+
+def build_daily_labels_asset(schemes: list[Scheme]) -> dg.AssetsDefinition:
+    names = [s.name for s in schemes]
+    budgets = {s.name: s.inference_budget_s_per_100k for s in schemes}
+
     @dg.asset(
         key=LABELS_KEY,
-        deps=[CORPUS_ITEMS_KEY],
+        # the serving decisions: lineage of which model labels the days (read from the registry)
+        deps=[CORPUS_ITEMS_KEY, *(serving_key(name) for name in names)],
         partitions_def=daily_partitions,
         group_name=GROUP,
         kinds={"mlflow", "polars", "parquet"},
@@ -121,9 +157,10 @@ def build_daily_labels_asset(names: list[str], model_kind: str) -> dg.AssetsDefi
                 ("input_drift", False, "WARN when text length, dtype mix or ASR/OCR coverage moved from earlier days"),
             ],
         ),
-        description=f"Labels of every corpus item by each scheme's champion ({', '.join(names)}; default kind "
-        f"{model_kind}, falling back to simpler kinds): one row per item and scheme with shipped labels only, "
-        "gate and per-label scores, rule labels and the model version.",
+        description=f"Labels of every corpus item by each scheme's serving model ({', '.join(names)}): the best "
+        "champion on the current test split within the scheme's inference budget, as models/<scheme>/serving "
+        "recorded it (decided again when a champion moved). One row per item and scheme with shipped labels "
+        "only, gate and per-label scores, rule labels and the model version.",
     )
     def daily_labels(
         context: dg.AssetExecutionContext, config: PredictRunConfig, lake: LakeResource, mlflow: MlflowResource
@@ -131,8 +168,9 @@ def build_daily_labels_asset(names: list[str], model_kind: str) -> dg.AssetsDefi
         dt = context.partition_key
         root = lake.lake()
         corpus = read_partition(root, CORPUS_LAYER, CORPUS_ITEMS, dt).select(CORPUS_COLUMNS).collect()
-        champions = resolve_champions(context, config, mlflow.uri(), names, model_kind)
-        table, drifts = predict_schemes(context, champions, corpus, root, config)
+        servings = resolve_servings(context, config, mlflow.uri(), budgets, root / DATASETS_LAYER)
+        champions = [s.champion for s in servings]
+        table, drifts, seconds = predict_schemes(context, champions, corpus, root, config)
         inputs = corpus_input_drift(root, dt, corpus, config.input_reference_days, config.thresholds())
         label_severity, label_check = label_drift_check(drifts, config.thresholds())
         verdict = {
@@ -148,7 +186,10 @@ def build_daily_labels_asset(names: list[str], model_kind: str) -> dg.AssetsDefi
                 "dagster/row_count": table.height,
                 "items": corpus.height,
                 **{f"champion/{c.scheme}": c.describe() for c in champions},
-                "models": dg.MetadataValue.json({c.scheme: model_json(c) for c in champions}),
+                **{f"serving/{s.champion.scheme}": dg.MetadataValue.md(serving_markdown(s)) for s in servings},
+                "models": dg.MetadataValue.json(
+                    {s.champion.scheme: model_json(s, seconds[s.champion.scheme], corpus.height) for s in servings}
+                ),
                 "label_counts": counts_table(label_counts(table, corpus), key="scheme: label"),
                 "label_drift": verdict["label_drift"],
                 "path": path_value(partition_dir(root, PREDICTIONS_LAYER, DAILY_LABELS, dt)),
@@ -204,27 +245,34 @@ def drift_verdict(source: Path, dt: str) -> dict:
     return json.loads((source / DRIFT_FILE).read_text(encoding="utf-8")) if (source / DRIFT_FILE).exists() else {}
 
 
-def resolve_champions(
-    context: dg.AssetExecutionContext, config: PredictRunConfig, uri: str, names: list[str], model_kind: str
-) -> list[Champion]:
-    """predict/champion.py's load_champions; schemes without a champion fail the run (dg.Failure), or
-    are skipped with a warning when the run config allows it."""
+def resolve_servings(
+    context: dg.AssetExecutionContext,
+    config: PredictRunConfig,
+    uri: str,
+    budgets: dict[str, float | None],
+    datasets_dir: Path,
+) -> list[Serving]:
+    """predict/champion.py's load_servings; schemes without a champion fail the run (dg.Failure), or
+    are skipped with a warning when the run config allows it; so does a scheme no model may serve."""
     try:
-        champions, skipped = load_champions(
+        servings, skipped = load_servings(
             uri,
-            names,
-            model_kind,
+            budgets,
+            datasets_dir,
             schemes=config.schemes,
-            model_kinds=config.model_kinds,
+            pins=config.pins(),
+            budget_overrides=config.inference_budgets_s_per_100k,
             skip_missing=config.skip_schemes_without_champion,
             log=context.log.info,
         )
     except MissingChampionsError as exc:
         # dg.Failure: the UI shows its description first, not a wrapped stack trace
         raise dg.Failure(description=str(exc), metadata={"schemes_without_champion": len(exc.messages)}) from exc
+    except ServingError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     for message in skipped:
         context.log.warning(f"skipped: {message}")
-    return champions
+    return servings
 
 
 def predict_schemes(
@@ -233,22 +281,24 @@ def predict_schemes(
     corpus: pl.DataFrame,
     root: Path,
     config: PredictRunConfig,
-) -> tuple[pl.DataFrame, dict[str, DriftResult | str]]:
-    """(every champion's rows in TABLE_COLUMNS, label drift per scheme)."""
+) -> tuple[pl.DataFrame, dict[str, DriftResult | str], dict[str, float]]:
+    """(every champion's rows in TABLE_COLUMNS, label drift per scheme, seconds each took to predict)."""
     predicted_at = datetime.now(UTC)
-    frames, drifts = [], {}
+    frames, drifts, seconds = [], {}, {}
     for champion in champions:
         scheme = champion.scheme
 
         def progress(done: int, total: int, scheme: str = scheme) -> None:
             context.log.info(f"{scheme}: predicted {done:,} / {total:,} items")
 
+        started = time.perf_counter()
         rows = predict_items(corpus, champion.model, config.batch_size, progress, config.top_k or None)
+        seconds[scheme] = time.perf_counter() - started
         dataset_dir = root / DATASETS_LAYER / scheme
         drifts[scheme] = scheme_label_drift(champion, rows, dataset_dir, root / REFERENCE_CACHE, config)
         rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, predicted_at)
         frames.append(rows.with_columns(pl.lit(scheme).alias("scheme")).select(TABLE_COLUMNS))
-    return pl.concat(frames), drifts
+    return pl.concat(frames), drifts, seconds
 
 
 def scheme_label_drift(
@@ -312,11 +362,79 @@ def input_drift_check(result: DriftResult | None, days: int) -> dg.AssetCheckRes
     )
 
 
-def model_json(champion: Champion) -> dict:
+def model_json(serving: Serving, seconds: float, items: int) -> dict:
+    champion = serving.champion
     return {
         "name": champion.name,
         "kind": champion.kind,
         "version": champion.version,
         "run_id": champion.run_id,
         "shipped": champion.model.shipped_targets(),
+        "why": serving.record.reason,
+        "decision": serving.source,
+        "compared": serving.record.rows,
+        "predict_seconds": round(seconds, 3),
+        # this run's own cost, next to the one measured when deciding (rough on a small day)
+        "predict_seconds_per_100k": round(100_000 * seconds / items, 1) if items else None,
     }
+
+
+def serving_markdown(serving: Serving) -> str:
+    return f"Decision: {serving.source}.\n\n{serving.record.markdown()}"
+
+
+class ServingRunConfig(dg.Config):
+    """Run config of models/<scheme>/serving."""
+
+    metric: str = Field(DEFAULT_METRIC, description="test metric the champions are compared by")
+
+
+def build_serving_assets(schemes: list[Scheme]) -> list[dg.AssetsDefinition]:
+    return [build_serving_asset(s) for s in schemes]
+
+
+def build_serving_asset(scheme: Scheme) -> dg.AssetsDefinition:
+    kinds = [*enabled_kinds(), "ensemble"]
+    budget = scheme.inference_budget_s_per_100k
+
+    @dg.asset(
+        key=serving_key(scheme.name),
+        deps=[dg.AssetKey(["models", scheme.name, kind]) for kind in kinds],
+        group_name="models",
+        kinds={"mlflow"},
+        pool=TRAINING_POOL,  # measures inference speed: not while a training shares the cores
+        description=f"Which model labels {scheme.name}'s days: every kind's champion scored on the current test "
+        f"split; the best by the metric within the inference budget "
+        f"({'none' if budget is None else f'{budget:,.0f} s per 100k items'}; ties go to the cheaper kind) is "
+        f"recorded on the registered model {serving_model_name(scheme.name)} (tags serving.*).",
+    )
+    def serving(
+        context: dg.AssetExecutionContext, config: ServingRunConfig, lake: LakeResource, mlflow: MlflowResource
+    ) -> dg.MaterializeResult:
+        import mlflow as mlflow_client
+
+        try:
+            decided = decide_serving(
+                mlflow.uri(), scheme.name, lake.lake() / DATASETS_LAYER / scheme.name, budget, config.metric,
+                context.log.info,
+            )  # fmt: skip
+        except (NoChampionError, ServingError) as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        write_serving_record(mlflow_client.MlflowClient(mlflow.uri()), decided.record)
+        record = decided.record
+        context.log.info(f"{scheme.name}: serving {record.describe()}: {record.reason}")
+        return dg.MaterializeResult(
+            metadata={
+                "serving_model": record.describe(),
+                "kind": record.kind,
+                "reason": record.reason,
+                "scores": dg.MetadataValue.md(record.markdown()),
+                "metric": record.metric,
+                "budget_s_per_100k": dg.MetadataValue.float(budget) if budget is not None else "none",
+                "device": record.device,
+                "registry": f"{serving_model_name(scheme.name)} (tags serving.*)",
+                "champions": dg.MetadataValue.json(record.champions),
+            }
+        )
+
+    return serving

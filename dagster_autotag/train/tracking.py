@@ -107,6 +107,7 @@ def track_and_register(
         summary = {k: v for k, v in result.test.summary.items() if isinstance(v, (int, float)) and v is not None}
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in summary.items()})
         mlflow.log_metrics({f"seconds.{k}": v for k, v in result.seconds.items()})
+        mlflow.log_metrics(inference_metrics(result.model, dataset_dir))
         with tempfile.TemporaryDirectory() as tmp:
             artifacts, model_dir = Path(tmp) / "artifacts", Path(tmp) / "model"
             artifacts.mkdir()
@@ -138,6 +139,19 @@ def track_and_register(
         pr_curves=pr_curves,
         dataset_dir=dataset_dir,
     )
+
+
+def inference_metrics(model, dataset_dir: Path) -> dict[str, float]:
+    """`inference.items_per_s` / `inference.seconds_per_100k` on the test texts, timed the way the daily
+    run predicts (predict/serving.py; at most ~10 s, so BERT on CPU is timed on a few hundred texts).
+    The serving choice measures again on the machine that decides; this is the record of the run's."""
+    import polars as pl
+
+    from dagster_autotag.predict.serving import measure_speed
+
+    texts = pl.read_parquet(dataset_dir / "test.parquet", columns=["text"])["text"].fill_null("").to_list()
+    speed = measure_speed(model, texts)
+    return speed.metrics() if speed else {}
 
 
 def dataset_params(manifest: dict) -> dict[str, Any]:

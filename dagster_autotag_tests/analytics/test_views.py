@@ -10,11 +10,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import mlflow
 import polars as pl
 
 from dagster_autotag.analytics.assets import DUCKDB_VIEWS_KEY, duckdb_views
 from dagster_autotag.analytics.views import DB_FILE, SNAPSHOT_RETENTION, SNAPSHOTS, refresh_views
 from dagster_autotag.lake import read_partition, write_partition
+from dagster_autotag.predict.champion import read_serving_record
 from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag_tests.demo_home import DEMO_DAYS
 
@@ -67,6 +69,17 @@ def test_views_over_the_demo_lake(home: Path) -> None:
 
         champions = con.execute("SELECT model FROM model_versions WHERE is_champion ORDER BY 1").fetchall()
         assert [m for (m,) in champions] == [f"autotag.p0_newcar.{k}" for k in ("ensemble", "linear", "textcnn")]
+        # the serving decision (autotag.p0_newcar, a model without versions) marks one row, with its reason
+        serving = con.execute(
+            "SELECT model, version, serving_reason, serving_score, serving_seconds_per_100k, "
+            "inference_seconds_per_100k FROM model_versions WHERE is_serving"
+        ).fetchall()
+        record = read_serving_record(mlflow.MlflowClient(f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"), "p0_newcar")
+        [(model, version, reason, score, cost, recorded_cost)] = serving
+        assert (model, str(version), reason) == (record.name, record.version, record.reason)
+        assert score == max(r["score"] for r in record.rows) and cost > 0 and recorded_cost > 0
+        compared = con.execute("SELECT count(*) FROM model_versions WHERE serving_score IS NOT NULL").fetchone()[0]
+        assert compared == 3
 
 
 def test_prediction_views_when_predictions_exist(home: Path, tmp_path: Path) -> None:

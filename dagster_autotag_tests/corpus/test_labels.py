@@ -162,6 +162,18 @@ def test_packaged_config_defines_p0_and_p1():
     assert config.scheme("p1_guide").gate == ("导购", "评测")
     assert [f.name for f in config.input_text.fields][0] == "title"
     assert any(r.label == "车展/北京车展" for r in config.rules)
+    assert config.scheme("p0_newcar").inference_budget_s_per_100k == 3600.0  # the default
+
+
+def test_a_scheme_sets_its_inference_budget_or_none():
+    raw = {
+        "schemes": {
+            "fast": {"gate": ["a"], "label_level": 2, "inference_budget_s_per_100k": 60},
+            "any": {"gate": ["a"], "label_level": 2, "inference_budget_s_per_100k": None},
+        }
+    }
+    schemes = parse_corpus_config(raw).schemes
+    assert schemes["fast"].inference_budget_s_per_100k == 60.0 and schemes["any"].inference_budget_s_per_100k is None
 
 
 def test_config_override_by_environment(tmp_path, monkeypatch):
@@ -180,6 +192,7 @@ def test_config_override_by_environment(tmp_path, monkeypatch):
         ({"schemes": {"s": {"gate": ["a/b"], "label_level": 2}}}, "label_level must be an integer ≥ 3"),
         ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "labels": ["b/c"]}}}, "outside the gate"),
         ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "lables": []}}}, "unknown keys"),
+        ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "inference_budget_s_per_100k": 0}}}, "positive number"),
         ({"rules": [{"label": "x", "pattern": "(?<=a)b"}]}, "does not compile"),
         ({"rules": [{"label": "x"}]}, "needs a label and a pattern"),
         ({"input_text": {"fields": [{"name": "body", "max_chars": 10}]}}, "must be one of"),

@@ -1,11 +1,12 @@
-"""Which champion predicts: the kind fallback and the message when there is none (no MLflow server)."""
+"""A pinned kind's champion and the message when there is none (no MLflow server; the measured choice:
+test_serving.py, and test_prediction_assets.py on a real store)."""
 
 from types import SimpleNamespace
 
 import pytest
 from mlflow.exceptions import MlflowException
 
-from dagster_autotag.predict.champion import NoChampionError, find_champion, kind_chain
+from dagster_autotag.predict.champion import NoChampionError, find_champion
 
 
 class FakeRegistry:
@@ -21,18 +22,11 @@ class FakeRegistry:
         return SimpleNamespace(version=self.champions[name], run_id=f"run-{name}")
 
 
-def test_kind_chain_falls_back_to_simpler_kinds_unless_asked_for_one():
-    assert kind_chain("ensemble") == ["ensemble", "bert", "textcnn", "linear"]
-    assert kind_chain("textcnn") == ["textcnn", "linear"]
-    assert kind_chain("ensemble", explicit=True) == ["ensemble"]
-    assert kind_chain("my_kind") == ["my_kind"]
-
-
 def test_find_champion_takes_the_first_kind_with_a_champion():
     registry = FakeRegistry({"autotag.p0_newcar.textcnn": 3, "autotag.p0_newcar.linear": 1})
-    found = find_champion(registry, "p0_newcar", kind_chain("ensemble"))
+    found = find_champion(registry, "p0_newcar", ["bert", "textcnn", "linear"])
     assert found == ("textcnn", "autotag.p0_newcar.textcnn", "3", "run-autotag.p0_newcar.textcnn")
-    assert registry.asked == ["autotag.p0_newcar.ensemble", "autotag.p0_newcar.bert", "autotag.p0_newcar.textcnn"]
+    assert registry.asked == ["autotag.p0_newcar.bert", "autotag.p0_newcar.textcnn"]
 
 
 def test_no_champion_says_how_to_train_one():

@@ -1,5 +1,6 @@
-"""predictions/daily_labels and predictions/published through Dagster, on a copy of the demo home
-(corpus/items 2024-05-01..03, datasets, MLflow champions of p0_newcar)."""
+"""predictions/daily_labels, predictions/published and models/<scheme>/serving through Dagster, on a copy of
+the demo home (corpus/items 2024-05-01..03, datasets, MLflow champions of p0_newcar and the serving decision
+the demo recorded)."""
 
 import json
 import os
@@ -13,12 +14,20 @@ import pytest
 from dagster_autotag.corpus.config import load_corpus_config
 from dagster_autotag.definitions import build_definitions
 from dagster_autotag.lake import write_partition
-from dagster_autotag.predict.assets import DRIFT_FILE, LABELS_KEY, PUBLISHED_KEY, TABLE_COLUMNS, build_prediction_assets
+from dagster_autotag.predict.assets import (
+    DRIFT_FILE,
+    LABELS_KEY,
+    PUBLISHED_KEY,
+    TABLE_COLUMNS,
+    build_prediction_assets,
+    build_serving_asset,
+    serving_key,
+)
 from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA
-from dagster_autotag.predict.champion import load_champion
+from dagster_autotag.predict.champion import load_champion, read_serving_record, serving_model_name
 from dagster_autotag.predict.reference import cached_reference_profile
+from dagster_autotag.predict.serving import cost_rank, inference_device
 from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
-from dagster_autotag.train.registry import CHAMPION
 from dagster_autotag_tests.demo_home import tracking_uri
 from dagster_autotag_tests.test_definitions import check_outcomes, materializations
 
@@ -48,11 +57,29 @@ def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+def serving_record(home):
+    return read_serving_record(mlflow.MlflowClient(tracking_uri(home)), SCHEME)
+
+
+def best_by_measurement(record) -> dict:
+    """The row that should serve: the best score within the budget, ties to the cheaper kind."""
+    eligible = [r for r in record.rows if r["score"] is not None and r["within_budget"]]
+    best = max(r["score"] for r in eligible)
+    return min((r for r in eligible if best - r["score"] <= 1e-4), key=lambda r: cost_rank(r["kind"]))
+
+
 def test_the_assets_are_in_the_code_location():
     merged = build_definitions(export_source=LandingExportSource(landing_dir="/nonexistent"))
     graph = merged.resolve_asset_graph()
     assert graph.get(LABELS_KEY).group_name == graph.get(PUBLISHED_KEY).group_name == "predictions"
-    assert graph.get(LABELS_KEY).parent_keys == {dg.AssetKey(["corpus", "items"])}
+    servings = {serving_key("p0_newcar"), serving_key("p1_guide")}
+    assert graph.get(LABELS_KEY).parent_keys == {dg.AssetKey(["corpus", "items"]), *servings}
+    for key in servings:  # in group models (jobs train_models, retrain_datasets_and_models), after every kind
+        assert graph.get(key).group_name == "models"
+        scheme = key.path[1]
+        assert graph.get(key).parent_keys == {
+            dg.AssetKey(["models", scheme, k]) for k in ("linear", "textcnn", "ensemble")
+        }
     assert graph.get(PUBLISHED_KEY).parent_keys == {LABELS_KEY}
     assert graph.get(LABELS_KEY).partitions_def == graph.get(dg.AssetKey(["corpus", "items"])).partitions_def
     labels = next(a for a in merged.assets if LABELS_KEY in a.keys)
@@ -61,12 +88,12 @@ def test_the_assets_are_in_the_code_location():
 
 
 def test_predicts_a_demo_day_with_shipped_labels_only_and_publishes_it(home_copy):
-    dt = "2024-05-03"
+    dt = "2024-05-02"  # label drift ok for the serving model of the demo (05-03 WARNs)
     result = dg.materialize(prediction_assets(), partition_key=dt, resources=resources(home_copy))
     assert result.success
     assert check_outcomes(result) == {
         "predictions/daily_labels:label_drift": True,
-        "predictions/daily_labels:input_drift": True,  # compared with 05-01 and 05-02
+        "predictions/daily_labels:input_drift": True,  # compared with 05-01
     }
     table = pl.read_parquet(home_copy / "lake/predictions/daily_labels" / f"dt={dt}" / "part-0.parquet")
     assert table.columns == TABLE_COLUMNS and "dt" not in table.columns  # dt only in the path
@@ -75,13 +102,18 @@ def test_predicts_a_demo_day_with_shipped_labels_only_and_publishes_it(home_copy
     assert table.height == corpus.height and set(table["scheme"]) == {SCHEME}
     assert table["itemid"].to_list() == corpus["itemid"].to_list()
 
-    client = mlflow.MlflowClient(tracking_uri(home_copy))
-    champion = client.get_model_version_by_alias(f"autotag.{SCHEME}.ensemble", CHAMPION)  # the default kind
-    assert set(table["model_name"]) == {f"autotag.{SCHEME}.ensemble"}
-    assert set(table["model_version"]) == {str(champion.version)} and set(table["model_run_id"]) == {champion.run_id}
+    # the model the demo's models/p0_newcar/serving recorded: the best on the test split, not a fixed kind
+    record = serving_record(home_copy)
+    assert record.kind == best_by_measurement(record)["kind"]
+    assert set(table["model_name"]) == {record.name} and set(table["model_version"]) == {record.version}
+    assert set(table["model_run_id"]) == {record.run_id}
     meta = materializations(result)["predictions/daily_labels"]
-    shipped = set(meta["models"].value[SCHEME]["shipped"])
-    assert GATE in shipped and meta[f"champion/{SCHEME}"].value.startswith(f"autotag.{SCHEME}.ensemble v")
+    model = meta["models"].value[SCHEME]
+    shipped = set(model["shipped"])
+    assert GATE in shipped and meta[f"champion/{SCHEME}"].value.startswith(f"{record.name} v{record.version}")
+    assert model["decision"].startswith(f"registry ({serving_model_name(SCHEME)}, decided ")  # not decided again
+    assert model["why"] == record.reason and len(model["compared"]) == 3
+    assert record.reason in meta[f"serving/{SCHEME}"].value and "| ensemble | 1 |" in meta[f"serving/{SCHEME}"].value
 
     predicted = set(table["labels"].explode().drop_nulls())
     assert predicted and predicted <= shipped  # never an unshipped label
@@ -100,6 +132,73 @@ def test_predicts_a_demo_day_with_shipped_labels_only_and_publishes_it(home_copy
     assert len(list((home_copy / "lake/predictions/_reference").glob("*.json"))) == 1  # kept for the next day
 
 
+def serving_asset():
+    return build_serving_asset(load_corpus_config().scheme(SCHEME))
+
+
+def test_the_serving_asset_records_the_measured_choice_and_a_budget_override_is_not_recorded(home_copy):
+    client = mlflow.MlflowClient(tracking_uri(home_copy))
+    client.delete_registered_model(serving_model_name(SCHEME))  # as before any decision
+    assert serving_record(home_copy) is None
+    result = dg.materialize([serving_asset()], resources=resources(home_copy))
+    meta = materializations(result)[f"models/{SCHEME}/serving"]
+    record = serving_record(home_copy)
+    best = best_by_measurement(record)
+    assert meta["serving_model"].value == f"{best['model']} v{best['version']}" == record.describe()
+    scores = {r["kind"]: r["score"] for r in record.rows}
+    assert set(scores) == {"linear", "textcnn", "ensemble"} and all(s is not None for s in scores.values())
+    if scores["ensemble"] < max(scores.values()):  # the issue's case: a worse ensemble does not serve
+        assert record.kind != "ensemble"
+    assert record.champions == {"linear": "1", "textcnn": "1", "ensemble": "1"}
+    assert record.budget_s_per_100k == 3600.0 and record.device == inference_device() and record.metric == "micro_f1"
+    assert all(0 < r["seconds_per_100k"] < 3600 for r in record.rows)  # measured here, all within the budget
+    assert meta["reason"].value == record.reason and "| kind | version | micro_f1 now |" in meta["scores"].value
+    assert client.get_registered_model(serving_model_name(SCHEME)).latest_versions == []  # a pointer, no versions
+
+    # This run's budget differs from the scheme's: it decides for itself and leaves the record alone.
+    config = {"ops": {"predictions__daily_labels": {"config": {"inference_budgets_s_per_100k": {SCHEME: 1e9}}}}}
+    run = dg.materialize(
+        prediction_assets(), partition_key="2024-05-02", resources=resources(home_copy), run_config=config
+    )
+    decision = materializations(run)["predictions/daily_labels"]["models"].value[SCHEME]["decision"]
+    assert (
+        decision
+        == "decided now (budget 3,600 → 1,000,000,000 s per 100k items); not recorded: this run's budget overrides"
+    )
+    assert serving_record(home_copy) == record
+
+
+def test_daily_labels_decide_again_when_a_champion_moves(home_copy, monkeypatch):
+    """A worse linear model is forced to champion (promotion_tolerance 1): the record no longer holds,
+    the next day's run scores every champion again, records the new choice and predicts with it."""
+    monkeypatch.setenv("AUTOTAG_HOME", str(home_copy))
+    before = serving_record(home_copy)
+    defs = build_definitions(
+        export_source=LandingExportSource(landing_dir=str(home_copy / "landing")),
+        lake=LakeResource(home=str(home_copy)),
+        # an experiment of the copy's own: the demo's stores artifacts in the shared demo home
+        mlflow=MlflowResource(tracking_uri=tracking_uri(home_copy), experiment="home-copy"),
+    )
+    linear = next(a for a in defs.assets if dg.AssetKey(["models", SCHEME, "linear"]) in a.keys)
+    # C = 1e-6: weights squeezed to ~0, nothing reaches the precision floor; promoted all the same
+    worse = {"c": 1e-6, "class_weight": None, "promotion_tolerance": 1.0}
+    trained = dg.materialize(
+        [linear], resources=defs.resources, run_config={"ops": {f"models__{SCHEME}__linear": {"config": worse}}}
+    )
+    assert materializations(trained)[f"models/{SCHEME}/linear"]["promoted"].value is True
+
+    result = dg.materialize(prediction_assets(), partition_key="2024-05-03", resources=resources(home_copy))
+    model = materializations(result)["predictions/daily_labels"]["models"].value[SCHEME]
+    assert model["decision"] == "decided now (champions moved: linear v1 → v2)"
+    after = serving_record(home_copy)
+    assert after.champions == {**before.champions, "linear": "2"} and after.decided_at >= before.decided_at
+    assert after.kind == best_by_measurement(after)["kind"] != "linear"  # v2 scores ~0
+    assert {r["kind"]: r["version"] for r in after.rows}["linear"] == "2"
+    assert (model["name"], model["version"]) == (after.name, after.version)
+    table = pl.read_parquet(home_copy / "lake/predictions/daily_labels/dt=2024-05-03/part-0.parquet")
+    assert set(table["model_name"]) == {after.name}
+
+
 def spy_shot_partition(home, dt: str) -> None:
     """A day on which every item is 谍照 news: real items of the demo days, repeated to 400."""
     lake = home / "lake"
@@ -112,11 +211,18 @@ def spy_shot_partition(home, dt: str) -> None:
 def test_a_drifted_partition_fails_label_drift_and_is_not_published(home_copy):
     dt = "2024-05-04"
     spy_shot_partition(home_copy, dt)
-    config = {"ops": {"predictions__daily_labels": {"config": {"model_kinds": {SCHEME: "linear"}}}}}
+    config = {"ops": {"predictions__daily_labels": {"config": {"model_versions": {SCHEME: "linear:1"}}}}}
     result = dg.materialize(
         prediction_assets(), partition_key=dt, resources=resources(home_copy), run_config=config, raise_on_error=False
     )
     assert not result.success
+    pinned = materializations(result)["predictions/daily_labels"]["models"].value[SCHEME]
+    assert (pinned["name"], pinned["version"], pinned["decision"]) == (
+        f"autotag.{SCHEME}.linear",
+        "1",
+        "pinned by run config",
+    )
+    assert pinned["why"] == f"autotag.{SCHEME}.linear v1: pinned by run config (linear:1), not chosen by measurement"
     evaluations = checks(result)
     drift = evaluations["label_drift"]
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR
@@ -148,6 +254,23 @@ def test_a_drifted_partition_fails_label_drift_and_is_not_published(home_copy):
     assert (published_dir / "part-0.parquet").exists()
 
 
+def test_a_run_pins_a_kind_and_may_not_pin_two(home_copy):
+    pin = {"model_kinds": {SCHEME: "textcnn"}}
+    result = dg.materialize(
+        prediction_assets(), partition_key="2024-05-01", resources=resources(home_copy),
+        run_config={"ops": {"predictions__daily_labels": {"config": pin}}},
+    )  # fmt: skip
+    model = materializations(result)["predictions/daily_labels"]["models"].value[SCHEME]
+    assert (model["kind"], model["decision"]) == ("textcnn", "pinned by run config")
+    both = {**pin, "model_versions": {SCHEME: "linear:1"}}
+    clash = dg.materialize(
+        prediction_assets(), partition_key="2024-05-01", resources=resources(home_copy), raise_on_error=False,
+        run_config={"ops": {"predictions__daily_labels": {"config": both}}},
+    )  # fmt: skip
+    message = next(e for e in clash.all_events if e.is_step_failure).step_failure_data.error.to_string()
+    assert "run config pins p0_newcar twice: model_kinds 'textcnn', model_versions 'linear:1'" in message
+
+
 def test_without_a_champion_the_run_says_how_to_train_one(home_copy, tmp_path):
     empty_store = f"sqlite:///{tmp_path / 'empty-mlflow.db'}"
     result = dg.materialize(
@@ -156,8 +279,7 @@ def test_without_a_champion_the_run_says_how_to_train_one(home_copy, tmp_path):
     )  # fmt: skip
     assert not result.success
     message = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
-    assert "no champion model for scheme 'p0_newcar'" in message
-    assert "autotag.p0_newcar.ensemble@champion" in message and "autotag.p0_newcar.linear@champion" in message
+    assert "no champion model for scheme 'p0_newcar' (no autotag.p0_newcar.<kind> has a champion alias)" in message
     assert "materialize datasets/p0_newcar" in message and "models/p0_newcar/linear" in message
     assert "train_models" in message
     assert not (home_copy / "lake/predictions/daily_labels/dt=2024-05-01").exists()

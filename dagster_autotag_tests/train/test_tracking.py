@@ -76,6 +76,10 @@ def test_one_run_logs_registers_and_promotes(dataset, tmp_path, monkeypatch, cap
     run = client.get_run(tracked.run_id)
     assert run.data.params["cfg.min_df"] == "1" and run.data.params["dataset.rows.train"] == "300"
     assert run.data.tags["promotion"] == "promoted"
+    # inference speed, timed as the daily run predicts (the test split has 100 texts: cycled to more)
+    speed = run.data.metrics
+    assert speed["inference.items_timed"] > 100 and speed["inference.items_per_s"] > 0
+    assert speed["inference.seconds_per_100k"] == pytest.approx(1e5 / speed["inference.items_per_s"])
     artifacts = {a.path for a in client.list_artifacts(tracked.run_id, "evaluation")}
     assert {"evaluation/metrics.json", "evaluation/pr_curves.png", "evaluation/per_label.csv"} <= artifacts
     assert str(client.get_model_version_by_alias("autotag.p0_test.linear", CHAMPION).version) == "1"
@@ -93,7 +97,8 @@ def test_the_pure_modules_import_without_dagster_or_the_model_libraries():
     code = (
         "import sys\n"
         "import dagster_autotag.train.tracking, dagster_autotag.train.configs, dagster_autotag.predict.champion\n"
-        "import dagster_autotag.predict.inputs, dagster_autotag.layers, dagster_autotag.options\n"
+        "import dagster_autotag.predict.inputs, dagster_autotag.predict.serving, dagster_autotag.layers\n"
+        "import dagster_autotag.options\n"
         "print(sorted(m for m in ('dagster', 'torch', 'sklearn', 'mlflow') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

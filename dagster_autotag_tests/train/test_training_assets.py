@@ -52,7 +52,8 @@ def test_a_worse_challenger_is_registered_but_not_promoted(home_copy, monkeypatc
     defs = build_definitions(
         export_source=LandingExportSource(landing_dir=str(home_copy / "landing")),
         lake=LakeResource(home=str(home_copy)),
-        mlflow=MlflowResource(tracking_uri=tracking_uri(home_copy)),
+        # an experiment of the copy's own: the demo's stores artifacts in the shared demo home
+        mlflow=MlflowResource(tracking_uri=tracking_uri(home_copy), experiment="home-copy"),
     )
     asset = next(a for a in defs.assets if dg.AssetKey(["models", "p0_newcar", "linear"]) in a.keys)
     # C = 1e-6: weights squeezed to ~0, probabilities near the base rate, nothing reaches the precision floor
