@@ -1,6 +1,6 @@
 """Does leaving cleanlab's likely tag errors out of training help? BDCI car reviews, linear model.
 
-    .venv/bin/python bench/label_issues.py          # ~2 min on the 2-core box
+    .venv/bin/python bench/label_issues.py          # ~10 s on the 2-core box
 
 bench/models.py's BDCI split (80/20 by content_id, seed 0; dev = 10 % of train). Out-of-fold
 probabilities of the linear model (5 folds over train) feed quality/label_issues.py's `flag_rows`
