@@ -192,8 +192,6 @@ def ensemble_fit(scheme: Scheme, kinds: list[str], config: EnsembleRunConfig) ->
 
         uris = [f"models:/{registered_model_name(scheme.name, k)}@{CHAMPION}" for k in kinds]
         champions = [load_scheme_model(uri) for uri in uris]
-        return build_ensemble(
-            champions, config.method, dataset_dir, config.threshold_mode, config.precision_floor, config.top_k or None
-        )
+        return build_ensemble(champions, config.method, dataset_dir, config.training_options())
 
     return fit
