@@ -147,7 +147,12 @@ def training_metadata(tracked: TrackedRun) -> dict:
         "promotion": tracked.promotion.reason,
         **{f"test_{k}": round(float(v), 4) for k, v in tracked.summary.items() if k.startswith(("micro", "macro"))},
         "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
-        "per_label": dg.MetadataValue.md(per_label_markdown(tracked.test.per_label, shipped, set(tracked.rare_labels))),
+        **{f"labels_{s.replace(' ', '_')}": n for s, n in tracked.status_counts.items()},
+        "thresholds_tuned_on": tracked.tuned_on,
+        "taxonomy_changes": dg.MetadataValue.json(tracked.taxonomy),
+        "per_label": dg.MetadataValue.md(
+            per_label_markdown(tracked.per_label, set(tracked.rare_labels), tracked.tuned_on)
+        ),
         "pr_curves": dg.MetadataValue.md(tracked.pr_curves.markdown("PR curves")),
         "dataset": path_value(tracked.dataset_dir),
     }
