@@ -263,6 +263,8 @@ def tuning_plan(kind: str, options: TrainingOptions, train: SplitData, manifest:
     if (manifest.get("options") or {}).get("all_zero_ratio"):
         # thinned negatives would make train precision look better than the real mix gives
         return 0, "dev only: train's all-zero items are downsampled (all_zero_ratio)"
+    if kind not in options.oof_kinds:
+        return 0, f"dev only: {kind} is not in oof_kinds"
     if kind != "linear" and len(train.texts) > options.oof_max_rows:
         return 0, f"dev only: {len(train.texts)} train rows > oof_max_rows {options.oof_max_rows}"
     if len(np.unique(train.groups)) < folds:

@@ -145,6 +145,8 @@ def test_tuning_plan_out_of_fold_where_affordable_and_honest():
     assert folds == 0 and "50 train rows > oof_max_rows 40" in note
     assert tuning_plan("textcnn", TrainingOptions(oof_max_rows=50), train, {}) == (5, "")
     assert tuning_plan("linear", TrainingOptions(threshold_folds=1), train, {}) == (0, "")
+    assert tuning_plan("bert", TrainingOptions(), train, {}) == (0, "dev only: bert is not in oof_kinds")
+    assert tuning_plan("bert", TrainingOptions(oof_kinds=["bert"]), train, {}) == (5, "")
     # a train split with thinned all-zero items would flatter precision
     folds, note = tuning_plan("linear", options, train, {"options": {"all_zero_ratio": 2.0}})
     assert folds == 0 and "all_zero_ratio" in note
