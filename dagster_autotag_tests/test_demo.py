@@ -40,6 +40,11 @@ def test_demo_summary_names_the_champion_per_label_drift_and_duckdb(demo_home):
     rows = [line for line in champion.splitlines() if " F1 " in line]
     assert len(rows) == 13 and "新车资讯 " in rows[0]  # the gate, then the 12 sub-labels
     assert any(r.lstrip().startswith("✓") for r in rows)
+    # shipped by the 90 % lower bound of the precision the thresholds were tuned on, each row with its interval
+    assert "✓ = shipped: the 90% lower bound of its precision on members' out-of-fold" in champion
+    assert all(" tuned " in r and "[" in r for r in rows)
+    for r in rows:  # an unshipped label says why
+        assert r.lstrip().startswith("✓") or r.endswith(("needs data", "below floor")), r
     predictions = out.split("Predictions (drift checks, publishing):")[1].split("\n\n")[0]
     for dt in DEMO_DAYS:
         assert f"{dt}  label drift " in predictions
