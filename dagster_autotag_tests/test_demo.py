@@ -1,9 +1,11 @@
 """`autotag demo` end to end, as `make demo` runs it, on three small days (demo_home.DEMO_DAYS) in a temporary home."""
 
+import json
 from pathlib import Path
 
 import polars as pl
 
+from dagster_autotag.demo import taxonomy_lines
 from dagster_autotag_tests.demo_home import DEMO_DAYS, DEMO_ITEMS_PER_DAY
 
 
@@ -53,3 +55,16 @@ def test_demo_summary_names_the_champion_per_label_drift_and_duckdb(demo_home):
     for line in predictions.strip().splitlines():  # published unless label drift was ERROR
         assert line.endswith("NOT published") == ("label drift error" in line), line
     assert "predictions " in duckdb_part  # at least one demo day is published (the drift test covers ERROR)
+
+
+def test_the_summary_lists_labels_new_in_or_retired_from_the_taxonomy(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOTAG_HOME", str(tmp_path))
+    dataset = tmp_path / "lake" / "datasets" / "p0"
+    dataset.mkdir(parents=True)
+    manifest = {"gate": ["新车资讯"], "labels": ["新车资讯/谍照", "新车资讯/试驾"]}
+    (dataset / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    assert taxonomy_lines(["新车资讯", "新车资讯/谍照", "新车资讯/新车到店"], "p0") == [
+        "  new in the taxonomy, not predicted until retrained: 新车资讯/试驾",
+        "  retired from the taxonomy, still in this champion: 新车资讯/新车到店",
+    ]
+    assert taxonomy_lines(["新车资讯", "新车资讯/谍照", "新车资讯/试驾"], "p0") == []
