@@ -158,8 +158,8 @@ def read_thresholds(path: Path, targets: list[str]) -> Thresholds | None:
 
 @dataclass
 class TuningSet:
-    """Rows and joint probabilities that thresholds were tuned on, kept with the model so that an
-    ensemble can tune on its members' out-of-fold probabilities (their union of models never saw them)."""
+    """Rows and joint probabilities that thresholds were tuned on (each from a model not trained on
+    it), kept with the model so that an ensemble can tune on its members' rows, not dev alone."""
 
     itemids: list[str]
     probs: np.ndarray  # (n, targets) float32
@@ -288,7 +288,7 @@ def out_of_fold(
         probs[held_rows] = model.predict_proba([train.texts[i] for i in held_rows])
         seconds.append(time.perf_counter() - started)
     keep = np.flatnonzero(train.copy == 0)
-    return train.subset(keep), probs[keep], seconds
+    return train.originals(), probs[keep], seconds
 
 
 def train_scheme_model(
