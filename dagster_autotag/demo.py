@@ -29,6 +29,7 @@ from dagster_autotag.layers import (
     VIDEO_OCR,
 )
 from dagster_autotag.settings import autotag_home, lake_dir, landing_dir
+from dagster_autotag.train.tracking import interval_text
 
 LAYER_TABLES = [
     (RAW_LAYER, "news_pool"),
@@ -244,20 +245,50 @@ def serving_per_label(scheme: str = "p0_newcar") -> list[str]:
         return [f"  no serving model for {scheme}"]
     name, version, run_id = record.name, record.version, record.run_id
     table = pl.read_csv(client.download_artifacts(run_id, "evaluation/per_label.csv"))
-    lines = [f"  {name} v{version} on its test split (✗ = below the precision floor, not shipped):"]
-    thresholds = client.download_artifacts(run_id, "evaluation/thresholds.json")
-    shipped = shipped_from_thresholds(Path(thresholds))
+    data = json.loads(Path(client.download_artifacts(run_id, "evaluation/thresholds.json")).read_text(encoding="utf-8"))
+    shipped = shipped_from_thresholds(data)
+    lines = [f"  {name} v{version} on its test split; {shipping_legend(data)}:"]
     for r in table.iter_rows(named=True):
         mark = "✓" if shipped is None or r["label"] in shipped else "✗"
+        why = f"  {r['status']}" if r.get("status") and mark == "✗" else ""
+        interval = f"  tuned {interval_text(r)}" if r.get("precision_lower") is not None else ""
         lines.append(
-            f"    {mark} {r['label']:24s} P {r['precision']:.2f}  R {r['recall']:.2f}  F1 {r['f1']:.2f}  n={r['support']}"
+            f"    {mark} {r['label']:24s} P {r['precision']:.2f}  R {r['recall']:.2f}  F1 {r['f1']:.2f}  "
+            f"n={r['support']}{interval}{why}"
         )
-    return lines
+    return lines + taxonomy_lines([t["label"] for t in data.get("labels", [])], scheme)
 
 
-def shipped_from_thresholds(path: Path) -> set[str] | None:
-    """Shipped targets from a model's thresholds.json (an agreement ensemble: shipped by all members)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+def shipping_legend(data: dict) -> str:
+    """How shipping was decided, from thresholds.json (older files: the plain floor)."""
+    counts = data.get("counts")
+    if not counts or data.get("confidence") is None:
+        return "✗ = below the precision floor, not shipped"
+    conf = f"{data['confidence']:.0%} lower bound" if data["confidence"] else "point estimate"
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return (
+        f"✓ = shipped: the {conf} of its precision on {data.get('source', 'dev')} ≥ {data['precision_floor']}; {tally}"
+    )
+
+
+def taxonomy_lines(model_targets: list[str], scheme: str) -> list[str]:
+    """The champion's labels against the current dataset's: new ones it cannot predict, retired ones it still may."""
+    manifest = lake_dir() / DATASETS_LAYER / scheme / "manifest.json"
+    if not model_targets or not manifest.exists():
+        return []
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    current = ["+".join(data["gate"]), *data["labels"]]
+    added = [t for t in current if t not in model_targets]
+    retired = [t for t in model_targets if t not in current]
+    return [f"  {what}: {', '.join(names)}" for what, names in (
+        ("new in the taxonomy, not predicted until retrained", added),
+        ("retired from the taxonomy, still in this champion", retired),
+    ) if names]  # fmt: skip
+
+
+def shipped_from_thresholds(data: dict) -> set[str] | None:
+    """Shipped targets from a model's thresholds.json (an agreement ensemble written before it had
+    its own table: shipped by all members)."""
     parts = data.get("agreement_of", [data])
     sets = [{t["label"] for t in part.get("labels", []) if t.get("shipped")} for part in parts if "labels" in part]
     return set.intersection(*sets) if sets else None

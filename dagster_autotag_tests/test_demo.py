@@ -1,10 +1,12 @@
 """`autotag demo` end to end, as `make demo` runs it, on three small days (demo_home.DEMO_DAYS) in a temporary home."""
 
+import json
 from pathlib import Path
 
 import mlflow
 import polars as pl
 
+from dagster_autotag.demo import taxonomy_lines
 from dagster_autotag.predict.champion import read_serving_record
 from dagster_autotag_tests.demo_home import DEMO_DAYS, DEMO_ITEMS_PER_DAY, tracking_uri
 
@@ -55,6 +57,11 @@ def test_demo_summary_names_the_serving_model_per_label_drift_and_duckdb(demo_ho
     rows = [line for line in per_label.splitlines() if " F1 " in line]
     assert len(rows) == 13 and "新车资讯 " in rows[0]  # the gate, then the 12 sub-labels
     assert any(r.lstrip().startswith("✓") for r in rows)
+    # shipped by the 90 % lower bound of the precision the thresholds were tuned on, each row with its interval
+    assert "✓ = shipped: the 90% lower bound of its precision on " in per_label
+    assert all(" tuned " in r and "[" in r for r in rows)
+    for r in rows:  # an unshipped label says why
+        assert r.lstrip().startswith("✓") or r.endswith(("needs data", "below floor")), r
     predictions = out.split("Predictions (drift checks, publishing):")[1].split("\n\n")[0]
     for dt in DEMO_DAYS:
         assert f"{dt}  label drift " in predictions
@@ -63,3 +70,16 @@ def test_demo_summary_names_the_serving_model_per_label_drift_and_duckdb(demo_ho
     for line in predictions.strip().splitlines():  # published unless label drift was ERROR
         assert line.endswith("NOT published") == ("label drift error" in line), line
     assert "predictions " in duckdb_part  # at least one demo day is published (the drift test covers ERROR)
+
+
+def test_the_summary_lists_labels_new_in_or_retired_from_the_taxonomy(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOTAG_HOME", str(tmp_path))
+    dataset = tmp_path / "lake" / "datasets" / "p0"
+    dataset.mkdir(parents=True)
+    manifest = {"gate": ["新车资讯"], "labels": ["新车资讯/谍照", "新车资讯/试驾"]}
+    (dataset / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    assert taxonomy_lines(["新车资讯", "新车资讯/谍照", "新车资讯/新车到店"], "p0") == [
+        "  new in the taxonomy, not predicted until retrained: 新车资讯/试驾",
+        "  retired from the taxonomy, still in this champion: 新车资讯/新车到店",
+    ]
+    assert taxonomy_lines(["新车资讯", "新车资讯/谍照", "新车资讯/试驾"], "p0") == []

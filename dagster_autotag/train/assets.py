@@ -158,7 +158,12 @@ def training_metadata(tracked: TrackedRun) -> dict:
         "promotion": tracked.promotion.reason,
         **{f"test_{k}": round(float(v), 4) for k, v in tracked.summary.items() if k.startswith(("micro", "macro"))},
         "shipped_labels": dg.MetadataValue.json(sorted(shipped)),
-        "per_label": dg.MetadataValue.md(per_label_markdown(tracked.test.per_label, shipped, set(tracked.rare_labels))),
+        **{f"labels_{s.replace(' ', '_')}": n for s, n in tracked.status_counts.items()},
+        "thresholds_tuned_on": tracked.tuned_on,
+        "taxonomy_changes": dg.MetadataValue.json(tracked.taxonomy),
+        "per_label": dg.MetadataValue.md(
+            per_label_markdown(tracked.per_label, set(tracked.rare_labels), tracked.tuned_on)
+        ),
         "pr_curves": dg.MetadataValue.md(tracked.pr_curves.markdown("PR curves")),
         "dataset": path_value(tracked.dataset_dir),
     }
@@ -203,8 +208,6 @@ def ensemble_fit(scheme: Scheme, kinds: list[str], config: EnsembleRunConfig) ->
 
         uris = [f"models:/{registered_model_name(scheme.name, k)}@{CHAMPION}" for k in kinds]
         champions = [load_scheme_model(uri) for uri in uris]
-        return build_ensemble(
-            champions, config.method, dataset_dir, config.threshold_mode, config.precision_floor, config.top_k or None
-        )
+        return build_ensemble(champions, config.method, dataset_dir, config.training_options())
 
     return fit

@@ -1,8 +1,13 @@
 """Ensembles of trained scheme models (e.g. TextCNN + BERT), evaluated and registered like any model.
 
-- mean: the average of the members' joint probabilities, with thresholds tuned on dev for it;
+- mean: the average of the members' joint probabilities, with thresholds tuned for it;
 - agreement: a target fires only when every member fires by its own thresholds (the seed's lesson:
-  both models agreeing raises precision); its probability column is the members' minimum.
+  both models agreeing raises precision); its probability column is the members' minimum. It ships
+  a label when every member ships it and the agreement's own precision bound reaches the floor.
+
+Both are tuned/judged on the rows the members were tuned on, by itemid (their out-of-fold train
+rows plus dev, thresholds.py's bound gets more positives than dev alone), when the members kept
+them and those rows cover at least dev; else on dev.
 """
 
 import json
@@ -11,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dagster_autotag.train.configs import TrainingOptions
 from dagster_autotag.train.evaluate import evaluate
 from dagster_autotag.train.scheme_model import (
     META_FILE,
@@ -21,7 +27,7 @@ from dagster_autotag.train.scheme_model import (
     read_thresholds,
     write_thresholds,
 )
-from dagster_autotag.train.thresholds import Thresholds, tune_thresholds
+from dagster_autotag.train.thresholds import Thresholds, decide, thresholds_of_decisions, tune_thresholds
 
 ENSEMBLE_FILE = "ensemble.json"
 METHODS = ("mean", "agreement")
@@ -31,7 +37,8 @@ METHODS = ("mean", "agreement")
 class EnsembleModel:
     members: list[SchemeModel]
     method: str = "mean"
-    thresholds: Thresholds | None = None  # mean only; agreement uses the members' own
+    # mean: its cuts; agreement: which labels ship (the members' cuts decide), None in models saved before
+    thresholds: Thresholds | None = None
     top_k: int | None = None  # mean: the sub-label cap; agreement: None = each member's own
 
     def __post_init__(self) -> None:
@@ -53,7 +60,7 @@ class EnsembleModel:
         return stacked.mean(axis=0) if self.method == "mean" else stacked.min(axis=0)
 
     def shipped_targets(self) -> list[str]:
-        if self.method == "mean":
+        if self.thresholds is not None:
             return self.thresholds.label_names_shipped(self.targets)
         shipped = set.intersection(*(set(m.shipped_targets()) for m in self.members))
         return [t for t in self.targets if t in shipped]
@@ -67,6 +74,8 @@ class EnsembleModel:
         fired = np.ones(probs.shape, dtype=bool)
         for member in self.members:
             fired &= member.decide(member.predict_proba(list(texts)), top_k=top_k)
+        if self.thresholds is not None:
+            fired &= self.thresholds.shipped[None, :]
         return fired
 
     def save(self, path: Path) -> Path:
@@ -95,18 +104,31 @@ def load_model_dir(path: Path) -> "SchemeModel | EnsembleModel":
 
 
 def build_ensemble(
-    members: list[SchemeModel], method: str, dataset_dir: Path, threshold_mode: str = "precision_floor",
-    precision_floor: float = 0.8, top_k: int | None = None,
-) -> TrainingResult:  # fmt: skip
-    """Tune (mean) on dev and evaluate on test exactly as train_scheme_model does for one model."""
+    members: list[SchemeModel], method: str, dataset_dir: Path, options: TrainingOptions | None = None
+) -> TrainingResult:
+    """Tune (mean) or judge (agreement) on the members' tuning rows, evaluate on test exactly as
+    train_scheme_model does for one model."""
+    options = options or TrainingOptions()
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
-    labels = manifest["labels"]
-    dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("dev", "test"))
-    model = EnsembleModel(members, method, top_k=top_k)
-    dev_probs = model.predict_proba(dev.texts)
+    labels = members[0].labels  # the members' (champions') labels: the taxonomy may have moved since
+    train, dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("train", "dev", "test"))
+    model = EnsembleModel(members, method, top_k=options.top_k)
+    y, member_probs, source = tuning_rows(members, train, dev)
     if method == "mean":
-        model.thresholds = tune_thresholds(dev.y, dev_probs, mode=threshold_mode, precision_floor=precision_floor)
-    test_probs = model.predict_proba(test.texts)
+        model.thresholds = tune_thresholds(
+            y, np.mean(member_probs, axis=0), mode=options.threshold_mode, precision_floor=options.precision_floor,
+            confidence=options.confidence, source=source,
+        )  # fmt: skip
+    else:
+        # each member at its own cuts, shipped or not: the figures say how far an unshipped label is
+        fired = np.logical_and.reduce(
+            [decide(p, m.thresholds, only_shipped=False) for m, p in zip(members, member_probs)]
+        )
+        allowed = np.logical_and.reduce([m.thresholds.shipped for m in members])
+        model.thresholds = thresholds_of_decisions(
+            y, fired, allowed, options.precision_floor, options.confidence, source=source
+        )
+    dev_probs, test_probs = model.predict_proba(dev.texts), model.predict_proba(test.texts)
     return TrainingResult(
         model=model,
         dev=evaluate(dev.y, model.decide(dev_probs, texts=dev.texts), dev_probs, model.targets, dev.texts, dev.itemids),
@@ -115,3 +137,24 @@ def build_ensemble(
         ),
         rare_labels=list(manifest.get("rare_labels", [])),
     )
+
+
+def tuning_rows(members: list[SchemeModel], train: SplitData, dev: SplitData) -> tuple[np.ndarray, list, str]:
+    """(y, each member's probabilities, source): the items every member kept from its tuning (by
+    itemid, labelled from the current train and dev), when they are at least as many as dev; else dev."""
+    known = {i: row for row, i in enumerate(dev.itemids)}
+    originals = train.originals()
+    known |= {i: len(dev.itemids) + row for row, i in enumerate(originals.itemids)}
+    tunings = [m.tuning for m in members]
+    if all(t is not None for t in tunings):
+        common = set(known).intersection(*(t.itemids for t in tunings))
+        order = [i for i in tunings[0].itemids if i in common]
+        if order and len(order) >= len(dev.itemids):
+            y = np.vstack([dev.y, originals.y])[[known[i] for i in order]]
+            probs = []
+            for t in tunings:
+                where = {i: row for row, i in enumerate(t.itemids)}
+                probs.append(t.probs[[where[i] for i in order]])
+            from_train = sum(known[i] >= len(dev.itemids) for i in order)
+            return y, probs, f"members' out-of-fold ({from_train} train rows)+dev" if from_train else "dev"
+    return dev.y, [m.predict_proba(dev.texts) for m in members], "dev"

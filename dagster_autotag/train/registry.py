@@ -91,6 +91,20 @@ def load_scheme_model(model_uri: str):
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
 
 
+def champion_targets(name: str) -> tuple[str | None, list[str] | None]:
+    """(version, targets) of the current champion of `name`, from its logged signature (the pyfunc's
+    output columns); (None, None) without one. Read before promotion moves the alias."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        version = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None, None
+    signature = mlflow.models.get_model_info(f"models:/{name}/{version}").signature
+    return version, (signature.outputs.input_names() if signature is not None and signature.outputs else None)
+
+
 @dataclass
 class Promotion:
     promoted: bool

@@ -4,8 +4,12 @@ the same way whatever the type (pure: no Dagster, no MLflow).
 - gate model: binary, trained on every in-scope train row;
 - sub-label model: multi-label, trained on gate-positive train rows only (the seed's setup);
 - outputs are joint probabilities: column 0 = P(gate), column 1+j = P(gate) × P(label j | gate),
-  so one per-label threshold table (tuned on dev) decides every column, and a sub-label can
-  never fire without its gate.
+  so one per-label threshold table decides every column, and a sub-label can never fire without
+  its gate;
+- thresholds are tuned on dev plus, where affordable (`tuning_plan`), out-of-fold probabilities of
+  train: k gate + sub-label models, each trained on the other folds exactly as the final one is on
+  train, score the fold they did not see. Several times dev's positives tighten each label's
+  precision bound (thresholds.py). The final model is trained once, on train, as before.
 """
 
 import json
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sklearn.model_selection import GroupKFold
 
 from dagster_autotag.train.configs import TrainingOptions
 from dagster_autotag.train.evaluate import Evaluation, evaluate
@@ -25,6 +30,7 @@ from dagster_autotag.train.thresholds import Thresholds, decide, tune_thresholds
 MODEL_KINDS = ("linear", "textcnn", "bert", "knn")
 META_FILE = "scheme_model.json"
 THRESHOLDS_FILE = "thresholds.json"
+TUNING_FILE = "tuning.parquet"  # the rows thresholds were tuned on: itemid, joint probabilities (for ensembles)
 EpochCallback = Callable[[str, int, dict], None]  # (task, epoch, metrics)
 
 
@@ -84,6 +90,7 @@ class SchemeModel:
     label_model: object | None  # None when train has no gate-positive row
     thresholds: Thresholds | None = None
     top_k: int | None = None  # at most k sub-labels per item, decided at training (None = no cap)
+    tuning: "TuningSet | None" = None  # what the thresholds were tuned on; None for models saved before
 
     @property
     def targets(self) -> list[str]:
@@ -118,6 +125,8 @@ class SchemeModel:
         }
         (path / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         write_thresholds(path, self.thresholds, self.targets)
+        if self.tuning is not None:
+            self.tuning.write(path / TUNING_FILE)
         return path
 
     @classmethod
@@ -127,7 +136,10 @@ class SchemeModel:
         label_model = model_class.load(path / "labels") if meta["has_label_model"] else None
         thresholds = read_thresholds(path, [meta["gate"], *meta["labels"]])
         gate_model = model_class.load(path / "gate")
-        return cls(meta["kind"], meta["gate"], meta["labels"], gate_model, label_model, thresholds, meta.get("top_k"))
+        tuning = TuningSet.read(path / TUNING_FILE) if (path / TUNING_FILE).exists() else None
+        return cls(
+            meta["kind"], meta["gate"], meta["labels"], gate_model, label_model, thresholds, meta.get("top_k"), tuning
+        )
 
 
 def gated_decide(probs: np.ndarray, thresholds: Thresholds, top_k: int | None) -> np.ndarray:
@@ -136,7 +148,7 @@ def gated_decide(probs: np.ndarray, thresholds: Thresholds, top_k: int | None) -
     fired = decide(probs, thresholds, top_k=None)
     fired[:, 1:] &= fired[:, :1]
     if top_k is not None:
-        fired[:, 1:] &= decide(probs[:, 1:], _slice(thresholds, 1), top_k=top_k)
+        fired[:, 1:] &= decide(probs[:, 1:], thresholds.subset(slice(1, None)), top_k=top_k)
     return fired
 
 
@@ -152,11 +164,22 @@ def read_thresholds(path: Path, targets: list[str]) -> Thresholds | None:
     return Thresholds.from_dict(json.loads((path / THRESHOLDS_FILE).read_text(encoding="utf-8")), targets)
 
 
-def _slice(t: Thresholds, start: int) -> Thresholds:
-    return Thresholds(
-        t.thresholds[start:], t.shipped[start:], t.precision[start:], t.recall[start:], t.f1[start:],
-        t.support[start:], t.mode, t.precision_floor,
-    )  # fmt: skip
+@dataclass
+class TuningSet:
+    """Rows and joint probabilities that thresholds were tuned on (each from a model not trained on
+    it), kept with the model so that an ensemble can tune on its members' rows, not dev alone."""
+
+    itemids: list[str]
+    probs: np.ndarray  # (n, targets) float32
+
+    def write(self, path: Path) -> None:
+        frame = pl.DataFrame({"itemid": self.itemids}, schema={"itemid": pl.String})
+        frame.with_columns(pl.Series("probs", np.asarray(self.probs, dtype=np.float32))).write_parquet(path)
+
+    @classmethod
+    def read(cls, path: Path) -> "TuningSet":
+        frame = pl.read_parquet(path)
+        return cls(frame["itemid"].to_list(), frame["probs"].to_numpy().astype(np.float32))
 
 
 @dataclass
@@ -164,16 +187,38 @@ class SplitData:
     itemids: list[str]
     texts: list[str]
     y: np.ndarray  # (n, 1 + L): gate, then labels
+    groups: np.ndarray | None = None  # text_hash (else itemid): rows that must share a fold
+    copy: np.ndarray | None = None  # > 0: an oversampled duplicate of a train row
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = np.asarray(self.itemids, dtype=object)
+        if self.copy is None:
+            self.copy = np.zeros(len(self.itemids), dtype=np.int32)
 
     @classmethod
     def read(cls, path: Path, labels: list[str]) -> "SplitData":
-        frame = pl.read_parquet(path, columns=["itemid", "text", "gate", "labels"])
+        present = pl.read_parquet_schema(path)
+        extra = [c for c in ("text_hash", "copy") if c in present]  # older datasets may lack them
+        frame = pl.read_parquet(path, columns=["itemid", "text", "gate", "labels", *extra])
         y = np.hstack([gate_vector(frame["gate"]), label_matrix(frame["labels"], labels)])
-        return cls(frame["itemid"].to_list(), frame["text"].fill_null("").to_list(), y)
+        groups = frame["text_hash"].fill_null(frame["itemid"]) if "text_hash" in extra else frame["itemid"]
+        copy = frame["copy"].to_numpy() if "copy" in extra else None
+        return cls(frame["itemid"].to_list(), frame["text"].fill_null("").to_list(), y, groups.to_numpy(), copy)
+
+    def subset(self, index: np.ndarray) -> "SplitData":
+        index = np.asarray(index, dtype=np.int64)
+        return SplitData(
+            [self.itemids[i] for i in index], [self.texts[i] for i in index], self.y[index], self.groups[index],
+            self.copy[index],
+        )  # fmt: skip
 
     def gate_positive(self) -> "SplitData":
-        keep = np.flatnonzero(self.y[:, 0] > 0)
-        return SplitData([self.itemids[i] for i in keep], [self.texts[i] for i in keep], self.y[keep])
+        return self.subset(np.flatnonzero(self.y[:, 0] > 0))
+
+    def originals(self) -> "SplitData":
+        """One row per item: oversampled copies left out (they would count an item twice)."""
+        return self.subset(np.flatnonzero(self.copy == 0))
 
 
 @dataclass
@@ -188,20 +233,18 @@ class TrainingResult:
         return self.model.shipped_targets()
 
 
-def train_scheme_model(
+def fit_scheme(
     kind: str,
     config: object,
-    dataset_dir: Path,
-    options: TrainingOptions | None = None,
+    gate_name: str,
+    labels: list[str],
+    train: SplitData,
+    dev: SplitData,
     on_epoch: EpochCallback | None = None,
-) -> TrainingResult:
-    """datasets/<scheme> → gate + sub-label models → thresholds on dev → evaluation on test."""
-    options = options or TrainingOptions()
-    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
-    gate_name, labels = "+".join(manifest["gate"]), manifest["labels"]
-    train, dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("train", "dev", "test"))
-    seconds = {}
-
+    seconds: dict[str, float] | None = None,
+) -> SchemeModel:
+    """Gate model on every train row, sub-label model on the gate-positive ones (no thresholds yet)."""
+    seconds = {} if seconds is None else seconds
     started = time.perf_counter()
     gate_model = fit_task(
         kind, config, (train.texts, train.y[:, :1]), (dev.texts, dev.y[:, :1]),
@@ -217,12 +260,75 @@ def train_scheme_model(
             on_epoch=(lambda e, m: on_epoch("labels", e, m)) if on_epoch else None,
         )  # fmt: skip
         seconds["train_labels"] = time.perf_counter() - started
-    model = SchemeModel(kind, gate_name, labels, gate_model, label_model, top_k=options.top_k)
+    return SchemeModel(kind, gate_name, labels, gate_model, label_model)
+
+
+def tuning_plan(kind: str, options: TrainingOptions, train: SplitData, manifest: dict) -> tuple[int, str]:
+    """(folds, note): k > 1 for out-of-fold tuning on train plus dev, 0 for dev only, and why not."""
+    folds = options.threshold_folds
+    if folds < 2:
+        return 0, ""
+    if (manifest.get("options") or {}).get("all_zero_ratio"):
+        # thinned negatives would make train precision look better than the real mix gives
+        return 0, "dev only: train's all-zero items are downsampled (all_zero_ratio)"
+    if kind not in options.oof_kinds:
+        return 0, f"dev only: {kind} is not in oof_kinds"
+    if kind != "linear" and len(train.texts) > options.oof_max_rows:
+        return 0, f"dev only: {len(train.texts)} train rows > oof_max_rows {options.oof_max_rows}"
+    if len(np.unique(train.groups)) < folds:
+        return 0, f"dev only: fewer than {folds} distinct train texts"
+    return folds, ""
+
+
+def out_of_fold(
+    kind: str, config: object, gate_name: str, labels: list[str], train: SplitData, dev: SplitData, folds: int
+) -> tuple[SplitData, np.ndarray, list[float]]:
+    """Joint probabilities of every train item from a scheme model that did not see it: k models,
+    each trained on the other folds and early-stopped on dev like the final one. Identical texts
+    (oversampled copies, duplicates) share a fold, else a fold model would have seen its answer.
+    Returns the items (copies left out), their probabilities and each fold's seconds."""
+    probs = np.zeros(train.y.shape, dtype=np.float32)
+    seconds = []
+    splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=0)
+    for fit_rows, held_rows in splitter.split(train.texts, groups=train.groups):
+        started = time.perf_counter()
+        model = fit_scheme(kind, config, gate_name, labels, train.subset(fit_rows), dev)
+        probs[held_rows] = model.predict_proba([train.texts[i] for i in held_rows])
+        seconds.append(time.perf_counter() - started)
+    keep = np.flatnonzero(train.copy == 0)
+    return train.originals(), probs[keep], seconds
+
+
+def train_scheme_model(
+    kind: str,
+    config: object,
+    dataset_dir: Path,
+    options: TrainingOptions | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainingResult:
+    """datasets/<scheme> → gate + sub-label models → thresholds (dev, plus out-of-fold train where
+    affordable) → evaluation on test."""
+    options = options or TrainingOptions()
+    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
+    gate_name, labels = "+".join(manifest["gate"]), manifest["labels"]
+    train, dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("train", "dev", "test"))
+    seconds: dict[str, float] = {}
+    model = fit_scheme(kind, config, gate_name, labels, train, dev, on_epoch, seconds)
+    model.top_k = options.top_k
 
     dev_probs = model.predict_proba(dev.texts)
+    folds, note = tuning_plan(kind, options, train, manifest)
+    tuning, tuning_y, source = TuningSet(dev.itemids, dev_probs), dev.y, "dev"
+    if folds:
+        oof_rows, oof_probs, fold_seconds = out_of_fold(kind, config, gate_name, labels, train, dev, folds)
+        seconds |= {"oof": sum(fold_seconds), "oof_per_fold": sum(fold_seconds) / folds}
+        tuning = TuningSet(oof_rows.itemids + dev.itemids, np.vstack([oof_probs, dev_probs]))
+        tuning_y, source = np.vstack([oof_rows.y, dev.y]), f"oof({folds})+dev"
+    model.tuning = tuning
     model.thresholds = tune_thresholds(
-        dev.y, dev_probs, mode=options.threshold_mode, precision_floor=options.precision_floor
-    )
+        tuning_y, tuning.probs, mode=options.threshold_mode, precision_floor=options.precision_floor,
+        confidence=options.confidence, source=source, note=note,
+    )  # fmt: skip
     started = time.perf_counter()
     test_probs = model.predict_proba(test.texts)
     seconds["predict_test"] = time.perf_counter() - started
@@ -235,10 +341,29 @@ def train_scheme_model(
     )
 
 
-def score_on_split(model, data: SplitData, metric: str = "micro_f1") -> float:
-    """The promotion metric of a model on a split, with the model's own thresholds."""
+def score_on_split(model, data: SplitData, metric: str = "micro_f1", targets: list[str] | None = None) -> float:
+    """The promotion metric of a model on a split, with the model's own thresholds. `targets`: the
+    split's (gate, labels) when they may differ from the model's (the taxonomy changed since it
+    was trained): scored over both, a label the model lacks is never predicted by it, a retired
+    one it still predicts has no gold left."""
     probs = model.predict_proba(data.texts)
-    result = evaluate(data.y, model.decide(probs, texts=data.texts), probs, model.targets, data.texts, data.itemids)
+    fired = model.decide(probs, texts=data.texts)
+    names, y = list(model.targets), data.y
+    if targets is not None and list(targets) != names:
+        names = list(dict.fromkeys([*targets, *model.targets]))
+        y, probs, fired = (
+            _columns(a, list(t), names) for a, t in ((y, targets), (probs, model.targets), (fired, model.targets))
+        )
+    result = evaluate(y, fired, probs, names, data.texts, data.itemids)
     if metric not in result.summary:
         raise KeyError(f"unknown metric {metric!r}; one of {sorted(result.summary)}")
     return float(result.summary[metric])
+
+
+def _columns(a: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
+    """`a`'s columns (named `names`) in `wanted` order; zeros where `names` has none."""
+    out = np.zeros((a.shape[0], len(wanted)), dtype=a.dtype)
+    for j, name in enumerate(wanted):
+        if name in names:
+            out[:, j] = a[:, names.index(name)]
+    return out

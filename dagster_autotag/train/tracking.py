@@ -60,9 +60,13 @@ class TrackedRun:
     version: str  # registered version of this run's model (alias challenger)
     promotion: Promotion
     summary: dict[str, float]  # test metrics, the numeric ones (as logged: test.<name>)
-    shipped_labels: list[str]  # targets whose dev precision reached the floor
+    shipped_labels: list[str]  # targets whose precision bound reached the floor
     rare_labels: list[str]
     test: Evaluation
+    per_label: pl.DataFrame  # test figures with each label's status and tuning interval (per_label.csv)
+    status_counts: dict[str, int]  # shipped / needs data / below floor
+    tuned_on: str  # what thresholds were tuned on, e.g. "oof(5)+dev", with the note why not when dev only
+    taxonomy: dict  # targets added/retired since the previous champion (taxonomy_changes)
     pr_curves: Chart  # the test split's, drawn once: evaluation/pr_curves.png and asset metadata
     dataset_dir: Path
 
@@ -87,7 +91,13 @@ def track_and_register(
     `promotion_metric` on the test split is at least the champion's minus `promotion_tolerance`."""
     import mlflow
 
-    from dagster_autotag.train.registry import load_scheme_model, log_scheme_model, promote, registered_model_name
+    from dagster_autotag.train.registry import (
+        champion_targets,
+        load_scheme_model,
+        log_scheme_model,
+        promote,
+        registered_model_name,
+    )
     from dagster_autotag.train.scheme_model import SplitData, score_on_split
 
     if not (dataset_dir / MANIFEST).exists():
@@ -104,22 +114,31 @@ def track_and_register(
             log.info(f"{task} epoch {epoch}: {metrics}")
 
         result = fit(dataset_dir, on_epoch)
+        taxonomy = taxonomy_changes(*champion_targets(name), result.model.targets)
+        if taxonomy["added"] or taxonomy["retired"]:
+            log.warning(f"targets changed since champion v{taxonomy['previous_champion']}: {taxonomy}")
         summary = {k: v for k, v in result.test.summary.items() if isinstance(v, (int, float)) and v is not None}
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in summary.items()})
         mlflow.log_metrics({f"seconds.{k}": v for k, v in result.seconds.items()})
         mlflow.log_metrics(inference_metrics(result.model, dataset_dir))
+        counts = result.model.thresholds.counts
+        mlflow.log_metrics({f"shipping.{k.replace(' ', '_')}": n for k, n in counts.items()})
+        mlflow.set_tag("thresholds.tuned_on", tuned_on(result.model.thresholds))
         with tempfile.TemporaryDirectory() as tmp:
             artifacts, model_dir = Path(tmp) / "artifacts", Path(tmp) / "model"
             artifacts.mkdir()
             result.model.save(model_dir)
-            pr_curves = write_artifacts(artifacts, result, manifest)
+            pr_curves, per_label = write_artifacts(artifacts, result, manifest)
             if pr_curves.note:
                 log.warning(f"PR curves: {pr_curves.note}")
             mlflow.log_artifacts(str(artifacts), artifact_path="evaluation")
             logged = log_scheme_model(model_dir, name, _example_texts(dataset_dir))
         test = SplitData.read(dataset_dir / "test.parquet", manifest["labels"])
+        targets = ["+".join(manifest["gate"]), *manifest["labels"]]  # the split's, whatever a champion knows
         decision = promote(
-            name, lambda uri: score_on_split(load_scheme_model(uri), test, promotion_metric), promotion_tolerance
+            name,
+            lambda uri: score_on_split(load_scheme_model(uri), test, promotion_metric, targets),
+            promotion_tolerance,
         )
         mlflow.set_tags(
             {"promotion": "promoted" if decision.promoted else "kept champion", "promotion.reason": decision.reason}
@@ -136,6 +155,10 @@ def track_and_register(
         shipped_labels=list(result.shipped_labels()),
         rare_labels=list(result.rare_labels),
         test=result.test,
+        per_label=per_label,
+        status_counts=counts,
+        tuned_on=tuned_on(result.model.thresholds),
+        taxonomy=taxonomy,
         pr_curves=pr_curves,
         dataset_dir=dataset_dir,
     )
@@ -162,9 +185,27 @@ def dataset_params(manifest: dict) -> dict[str, Any]:
     }
 
 
-def write_artifacts(folder: Path, result: TrainingResult, manifest: dict) -> Chart:
+def tuned_on(thresholds) -> str:
+    text = f"{thresholds.source}, {thresholds.tuning_rows} rows" if thresholds.tuning_rows else thresholds.source
+    return f"{text} ({thresholds.note})" if thresholds.note else text
+
+
+def taxonomy_changes(previous_version: str | None, previous: list[str] | None, current: list[str]) -> dict:
+    """Targets added to / retired from the scheme since the previous champion: a model only ever
+    predicts the targets it was trained on, so a new label waits for this model, a retired one
+    leaves with the old champion."""
+    if previous is None:
+        return {"previous_champion": previous_version, "added": [], "retired": []}
+    return {
+        "previous_champion": previous_version,
+        "added": [t for t in current if t not in previous],
+        "retired": [t for t in previous if t not in current],
+    }
+
+
+def write_artifacts(folder: Path, result: TrainingResult, manifest: dict) -> tuple[Chart, pl.DataFrame]:
     """evaluation/: label map, thresholds, metrics, PR curves, bad cases, per-label and confusion tables.
-    Returns the PR-curve Chart (drawn once: artifact and metadata)."""
+    Returns the PR-curve Chart (drawn once: artifact and metadata) and the per-label table."""
     from dagster_autotag.train.evaluate import to_json
 
     (folder / "label_map.json").write_text(
@@ -172,33 +213,69 @@ def write_artifacts(folder: Path, result: TrainingResult, manifest: dict) -> Cha
         encoding="utf-8",
     )
     model = result.model
-    if model.thresholds is not None:
-        thresholds = model.thresholds.to_dict(model.targets)
-    else:  # an agreement ensemble decides with each member's own thresholds
-        thresholds = {"agreement_of": [{"kind": m.kind, **m.thresholds.to_dict(m.targets)} for m in model.members]}
+    thresholds = model.thresholds.to_dict(model.targets)
+    if getattr(model, "members", None):  # an ensemble: its members' own tables too
+        thresholds["members"] = [{"kind": m.kind, **m.thresholds.to_dict(m.targets)} for m in model.members]
     (folder / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
     metrics = {"test": to_json(result.test), "dev": to_json(result.dev), "seconds": result.seconds, "dataset": manifest}
     (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
     result.test.bad_cases.write_csv(folder / "bad_cases.csv")
-    result.test.per_label.write_csv(folder / "per_label.csv")
+    per_label = with_shipping(result.test.per_label, thresholds)
+    per_label.write_csv(folder / "per_label.csv")
     result.test.co_occurrence_errors.write_csv(folder / "co_occurrence_errors.csv")
-    return result.test.pr_curve_chart(folder / "pr_curves.png")
+    return result.test.pr_curve_chart(folder / "pr_curves.png"), per_label
 
 
-def per_label_markdown(per_label: pl.DataFrame, shipped: set[str], rare: set[str]) -> str:
+SHIPPING_COLUMNS = {  # thresholds.json key → per_label column: the tuning set's figures at the chosen cut
+    "status": "status",
+    "threshold": "threshold",
+    "tp": "tuning_tp",
+    "predicted": "tuning_predicted",
+    "precision": "tuning_precision",
+    "precision_lower": "precision_lower",
+    "precision_upper": "precision_upper",
+}
+
+
+def with_shipping(per_label: pl.DataFrame, thresholds: dict) -> pl.DataFrame:
+    """The test per-label table with each label's shipping status and the precision interval it
+    was decided on (thresholds.json's rows)."""
+    import polars as pl
+
+    rows = [{"label": r["label"], **{c: r.get(k) for k, c in SHIPPING_COLUMNS.items()}} for r in thresholds["labels"]]
+    schema = {"label": pl.String, "status": pl.String, "tuning_tp": pl.Int64, "tuning_predicted": pl.Int64}
+    shipping = pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None).with_columns(
+        pl.col("threshold", "tuning_precision", "precision_lower", "precision_upper").cast(pl.Float64)
+    )
+    return per_label.join(shipping, on="label", how="left", maintain_order="left")
+
+
+def per_label_markdown(per_label: pl.DataFrame, rare: set[str], source: str = "") -> str:
+    """`per_label`: with_shipping's table. The interval is of the precision on the tuning set
+    (`source`) at the label's threshold, the figure shipping is decided on."""
+    tuned = f"tuned P [interval]{f' ({source})' if source else ''}"
     lines = [
-        "| label | P | R | F1 | support | right / predict / standard | ship |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        f"| label | P | R | F1 | support | right / predict / standard | {tuned} | ship |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in per_label.iter_rows(named=True):
-        flag = ("✅" if r["label"] in shipped else "❌ below precision floor") + (
-            " · rare" if r["label"] in rare else ""
-        )
+        status = r.get("status") or "unknown"
+        flag = ("✅" if status == "shipped" else f"❌ {status}") + (" · rare" if r["label"] in rare else "")
         lines.append(
             f"| {r['label']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} | "
-            f"{r['right']} / {r['predict']} / {r['standard']} | {flag} |"
+            f"{r['right']} / {r['predict']} / {r['standard']} | {interval_text(r)} | {flag} |"
         )
     return "\n".join(lines)
+
+
+def interval_text(row: dict) -> str:
+    """e.g. `0.89 [0.80, 0.95] 40/45`; `—` where the model predates intervals."""
+    if row.get("precision_lower") is None or row.get("tuning_precision") is None:
+        return "—"
+    return (
+        f"{row['tuning_precision']:.2f} [{row['precision_lower']:.2f}, {row['precision_upper']:.2f}] "
+        f"{row['tuning_tp']}/{row['tuning_predicted']}"
+    )
 
 
 def _example_texts(dataset_dir: Path) -> list[str]:

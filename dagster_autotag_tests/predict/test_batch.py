@@ -129,6 +129,19 @@ def test_agreement_ensemble_fires_only_where_both_members_do_and_predicts_once_p
     assert ensemble.decide(probs, texts=texts)[0].tolist() == [True, True, False, False]
 
 
+def test_an_agreement_ensemble_predicts_only_what_its_own_bound_ships():
+    members = [scheme_model(shipped=(True, True, True, True)) for _ in range(2)]
+    # every member ships 上市, but the agreement's own precision bound does not reach the floor
+    ensemble = EnsembleModel(members, "agreement", thresholds([0.0] * 4, [True, True, False, True]))
+    texts = ["新车谍照上市报价"]
+    out = predict_items(items(texts, [["新车资讯/新车到店"]]), ensemble)
+    assert out["labels"].to_list() == [[GATE, SPY, PRICE]]
+    assert [s["label"] for s in out["scores"][0]] == [GATE, SPY, PRICE]
+    assert ensemble.decide(ensemble.predict_proba(texts), texts=texts)[0].tolist() == [True, True, False, True]
+    # a label the model was not trained on (here a rule label) is never a model label, only in labels_all
+    assert out["labels_all"].to_list() == [[GATE, SPY, PRICE, "新车资讯/新车到店"]]
+
+
 def test_model_columns_name_the_version_and_store_utc():
     frame = with_model_columns(
         predict_items(items(["新车"]), scheme_model()), "autotag.p0_newcar.linear", 3, "abc", datetime(2024, 5, 1, 2)

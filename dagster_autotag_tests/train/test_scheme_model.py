@@ -19,10 +19,13 @@ from dagster_autotag.train.registry import (
     registered_model_name,
 )
 from dagster_autotag.train.scheme_model import (
+    TUNING_FILE,
     SchemeModel,
     SplitData,
+    out_of_fold,
     score_on_split,
     train_scheme_model,
+    tuning_plan,
 )
 from dagster_autotag.train.textcnn import TextCNNConfig
 
@@ -87,6 +90,66 @@ def test_a_label_that_cannot_reach_the_precision_floor_is_not_shipped(linear):
     assert "新车资讯/新车到店" not in shipped
     # and it is never predicted
     assert not linear.test.y_pred[:, linear.model.targets.index("新车资讯/新车到店")].any()
+    t = linear.model.thresholds
+    assert t.status[linear.model.targets.index("新车资讯/新车到店")] != "shipped"
+    assert all(t.lower[j] >= 0.8 for j in np.flatnonzero(t.shipped))  # the promise: the bound, not the point
+
+
+def test_linear_thresholds_are_tuned_out_of_fold_and_the_model_is_the_same(linear, dataset, tmp_path):
+    t = linear.model.thresholds
+    assert t.source == "oof(5)+dev" and t.tuning_rows == 600 + 200  # every train item once, plus dev
+    assert linear.seconds["oof"] > 0 and linear.seconds["oof_per_fold"] == pytest.approx(linear.seconds["oof"] / 5)
+    assert t.support[1] > 2 * linear.dev.per_label["support"][1]  # several times dev's positives
+    dev_only = train_scheme_model("linear", LinearConfig(min_df=1), dataset, TrainingOptions(threshold_folds=0))
+    assert dev_only.model.thresholds.source == "dev" and dev_only.model.thresholds.tuning_rows == 200
+    # the final model is trained once, on train: tuning out of fold changes its thresholds, not its probabilities
+    test = SplitData.read(dataset / "test.parquet", LABELS)
+    # (liblinear shuffles with numpy's global state, so two fits in one process differ in the 6th digit)
+    np.testing.assert_allclose(
+        dev_only.model.predict_proba(test.texts), linear.model.predict_proba(test.texts), atol=1e-4
+    )
+    # the tuning rows travel with the model (an ensemble tunes on them)
+    loaded = SchemeModel.load(linear.model.save(tmp_path / "m"))
+    assert (tmp_path / "m" / TUNING_FILE).exists() and loaded.tuning.itemids == linear.model.tuning.itemids
+    np.testing.assert_array_equal(loaded.tuning.probs, linear.model.tuning.probs)
+    assert loaded.thresholds.source == "oof(5)+dev"
+
+
+def test_out_of_fold_keeps_copies_of_a_text_in_one_fold_and_counts_each_item_once(dataset, monkeypatch):
+    from dagster_autotag.train import scheme_model
+
+    fitted_on = []
+    fit = scheme_model.fit_scheme
+    monkeypatch.setattr(scheme_model, "fit_scheme", lambda *a, **k: fitted_on.append(a[4].itemids) or fit(*a, **k))
+    train = SplitData.read(dataset / "train.parquet", LABELS).subset(np.arange(100))
+    dev = SplitData.read(dataset / "dev.parquet", LABELS)
+    # items 0-9 oversampled: a second row each (copy 1), the same text
+    copies = train.subset(np.arange(10))
+    copies.copy = np.ones(10, dtype=np.int32)
+    both = SplitData(
+        train.itemids + copies.itemids, train.texts + copies.texts, np.vstack([train.y, copies.y]),
+        np.r_[train.groups, copies.groups], np.r_[train.copy, copies.copy],
+    )  # fmt: skip
+    rows, probs, seconds = out_of_fold("linear", LinearConfig(min_df=1), GATE, LABELS, both, dev, folds=4)
+    assert rows.itemids == train.itemids and probs.shape == (100, 1 + len(LABELS)) and len(seconds) == 4
+    assert (probs[:, 1:] <= probs[:, :1] + 1e-6).all()  # joint probabilities, as the final model gives
+    for fold_rows in fitted_on:  # a copied item is in a fold model's training rows twice or not at all
+        assert all(fold_rows.count(i) == 2 for i in copies.itemids if i in fold_rows)
+
+
+def test_tuning_plan_out_of_fold_where_affordable_and_honest():
+    train = SplitData([str(i) for i in range(50)], ["x"] * 50, np.zeros((50, 2)))
+    options = TrainingOptions(oof_max_rows=40)
+    assert tuning_plan("linear", options, train, {}) == (5, "")  # linear: always
+    folds, note = tuning_plan("textcnn", options, train, {})
+    assert folds == 0 and "50 train rows > oof_max_rows 40" in note
+    assert tuning_plan("textcnn", TrainingOptions(oof_max_rows=50), train, {}) == (5, "")
+    assert tuning_plan("linear", TrainingOptions(threshold_folds=1), train, {}) == (0, "")
+    assert tuning_plan("bert", TrainingOptions(), train, {}) == (0, "dev only: bert is not in oof_kinds")
+    assert tuning_plan("bert", TrainingOptions(oof_kinds=["bert"]), train, {}) == (5, "")
+    # a train split with thinned all-zero items would flatter precision
+    folds, note = tuning_plan("linear", options, train, {"options": {"all_zero_ratio": 2.0}})
+    assert folds == 0 and "all_zero_ratio" in note
 
 
 def test_sub_labels_never_fire_without_the_gate_and_probabilities_are_joint(linear, dataset):
@@ -107,10 +170,16 @@ def test_save_load_roundtrip_keeps_probabilities_and_thresholds(linear, dataset,
 def test_textcnn_goes_through_the_same_path(dataset):
     config = TextCNNConfig(max_len=32, embed_dim=32, num_filters=32, max_epochs=8, patience=3, lr=1e-2, num_threads=1)
     epochs = []
-    result = train_scheme_model("textcnn", config, dataset, on_epoch=lambda task, e, m: epochs.append((task, e)))
+    options = TrainingOptions(threshold_folds=2)  # out of fold like linear (600 train rows ≤ oof_max_rows)
+    result = train_scheme_model(
+        "textcnn", config, dataset, options, on_epoch=lambda task, e, m: epochs.append((task, e))
+    )  # fmt: skip
     assert result.test.summary["micro_f1"] >= 0.85, result.test.summary
     assert ("gate", 1) in epochs and ("labels", 1) in epochs  # per-epoch metrics for both tasks
+    assert all(task in ("gate", "labels") for task, _ in epochs)  # the fold models log nothing
+    assert epochs.count(("gate", 1)) == 1
     assert list(result.test.per_label["label"]) == [GATE, *LABELS]  # same evaluation table as linear
+    assert result.model.thresholds.source == "oof(2)+dev" and result.seconds["oof_per_fold"] > 0
 
 
 def test_register_promote_and_load_the_champion(linear, dataset, tmp_path, monkeypatch):
@@ -170,7 +239,7 @@ def test_top_k_caps_sub_labels_and_travels_with_the_model(dataset, tmp_path):
 @pytest.fixture(scope="module")
 def textcnn(dataset):
     config = TextCNNConfig(max_len=32, embed_dim=32, num_filters=32, max_epochs=6, patience=2, lr=1e-2, num_threads=1)
-    return train_scheme_model("textcnn", config, dataset)
+    return train_scheme_model("textcnn", config, dataset, TrainingOptions(threshold_folds=0))  # tuned on dev
 
 
 def test_mean_and_agreement_ensembles_are_evaluated_like_any_model(linear, textcnn, dataset, tmp_path):
@@ -185,9 +254,36 @@ def test_mean_and_agreement_ensembles_are_evaluated_like_any_model(linear, textc
     member_precision = min(linear.test.summary["micro_precision"], textcnn.test.summary["micro_precision"])
     assert agree.test.summary["micro_precision"] >= member_precision
     assert set(agree.shipped_labels()) <= set(linear.shipped_labels()) & set(textcnn.shipped_labels())
+    # textcnn kept only dev: both are tuned/judged on dev; the agreement's own bound decides its shipping
+    assert mean.model.thresholds.source == agree.model.thresholds.source == "dev"
+    t = agree.model.thresholds
+    assert t.mode == "agreement" and all(t.lower[j] >= 0.8 for j in np.flatnonzero(t.shipped))
 
     test = SplitData.read(dataset / "test.parquet", LABELS)
     for model in (mean.model, agree.model):
         loaded = load_model_dir(model.save(tmp_path / model.method))
         np.testing.assert_allclose(loaded.predict_proba(test.texts), model.predict_proba(test.texts), atol=1e-6)
         assert score_on_split(loaded, test) == pytest.approx(score_on_split(model, test))
+
+
+def test_an_ensemble_of_out_of_fold_members_tunes_on_their_common_rows(linear, dataset):
+    other = train_scheme_model("linear", LinearConfig(min_df=1, C=1.0), dataset)
+    mean = build_ensemble([linear.model, other.model], "mean", dataset)
+    assert mean.model.thresholds.source == "members' out-of-fold (600 train rows)+dev"
+    assert mean.model.thresholds.tuning_rows == 800
+    agree = build_ensemble([linear.model, other.model], "agreement", dataset)
+    assert agree.model.thresholds.tuning_rows == 800
+    assert set(agree.shipped_labels()) <= set(linear.shipped_labels()) & set(other.shipped_labels())
+
+
+def test_a_champion_trained_before_the_taxonomy_changed_is_scored_over_both_label_sets(linear, dataset):
+    # 新车到店 retired, 新车资讯/新标签 added since `linear` was trained: no shape error, and a
+    # model that lacks the new label misses its gold
+    labels = [*LABELS[:-1], "新车资讯/新标签"]
+    split = SplitData.read(dataset / "test.parquet", labels)
+    split.y[:5, -1] = 1  # five items carry the new label
+    targets = [GATE, *labels]
+    score = score_on_split(linear.model, split, "micro_recall", targets)
+    same = SplitData.read(dataset / "test.parquet", LABELS)
+    assert score < score_on_split(linear.model, same, "micro_recall", [GATE, *LABELS])
+    assert score_on_split(linear.model, same, "micro_f1", [GATE, *LABELS]) == score_on_split(linear.model, same)
