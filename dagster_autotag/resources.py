@@ -8,6 +8,7 @@ Source of the exports, for the code location: AUTOTAG_SOURCE=landing (default; $
 or hive (HiveServer2 via pyhive, configured by AUTOTAG_HIVE_* environment variables).
 """
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,18 +130,8 @@ class HiveExportSource(ExportSource):
         # imported here: pyhive and thrift stay out of the code location unless Hive is the source
         from dagster_autotag.ingest.hive_client import HiveExportReader
 
-        return HiveExportReader(
-            host=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            auth=self.auth,
-            database=self.database,
-            fetch_size=self.fetch_size,
-            connect_retries=self.connect_retries,
-            retry_backoff_s=self.retry_backoff_s,
-            sql_dir=self.sql_dir,
-        )
+        # the resource's fields are the reader's, by name (a test checks they match)
+        return HiveExportReader(**{f.name: getattr(self, f.name) for f in dataclasses.fields(HiveExportReader)})
 
 
 def _env_or(name: str, default):

@@ -57,8 +57,10 @@ def flag_rows(y: np.ndarray, probs: np.ndarray) -> Flags:
 
     given = [list(np.flatnonzero(row)) for row in y > 0]
     quality = get_label_quality_scores(given, probs)
-    disagree = np.flatnonzero(flag(labels=given, pred_probs=probs, filter_by="predicted_neq_given"))
-    confident = flag(labels=given, pred_probs=probs)  # prune_by_noise_rate
+    # n_jobs=1: cleanlab's default forks a pool, and a fork of a process whose polars thread pool is
+    # running deadlocks (seen: a Dagster step hung in Pool.terminate)
+    disagree = np.flatnonzero(flag(labels=given, pred_probs=probs, filter_by="predicted_neq_given", n_jobs=1))
+    confident = flag(labels=given, pred_probs=probs, n_jobs=1)  # prune_by_noise_rate
     return Flags(disagree[np.argsort(quality[disagree], kind="stable")], quality, confident)
 
 

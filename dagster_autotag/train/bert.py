@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dagster_autotag.train.batching import length_sorted_batches
 from dagster_autotag.train.configs import BertTrainConfig
 
 HEAD_FILE = "head.pt"
@@ -58,17 +59,7 @@ class TrainedBert:
         self.device = next(model.parameters()).device
 
     def _batches(self, texts: list[str], batch_size: int):
-        # sorted by length so each batch pads to its own longest text (dynamic padding)
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                max_length=self.config.max_len,
-                truncation=True,
-                padding=True,
-                return_tensors="pt",
-            )
+        for idx, enc in length_sorted_batches(self.tokenizer, texts, batch_size, self.config.max_len):
             yield idx, enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def predict_proba(self, texts: list[str], batch_size: int = 128) -> np.ndarray:

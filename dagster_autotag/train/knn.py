@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dagster_autotag.train.batching import length_sorted_batches
 from dagster_autotag.train.configs import KNNConfig
 
 CONFIG_FILE = "knn.json"
@@ -40,17 +41,9 @@ class Encoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         texts = [self.config.text_prefix + t for t in texts]
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad little
+        batches = length_sorted_batches(self.tokenizer, texts, self.config.batch_size, self.config.max_len)
         with torch.inference_mode():
-            for start in range(0, len(texts), self.config.batch_size):
-                idx = order[start : start + self.config.batch_size]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    max_length=self.config.max_len,
-                    truncation=True,
-                    padding=True,
-                    return_tensors="pt",
-                )
+            for idx, enc in batches:
                 hidden = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
