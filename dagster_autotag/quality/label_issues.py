@@ -6,8 +6,11 @@ Reported: every row whose given targets differ from that model's suggestion (cle
 `predicted_neq_given`), worst label quality score first, and `confident` where cleanlab's default
 filter (`prune_by_noise_rate`) flags it too. Why both: on planted errors (the test) the default filter
 found the tags editors forgot but missed most tags added without cause; the wider set found all of
-them, and the quality ranking put 20 of the 24 among the 30 worst rows. The out-of-fold probabilities come from the linear model (k folds over train + dev): it trains
-in seconds, so every row gets a prediction from a model that never saw it. Pure: no Dagster.
+them, and the quality ranking put 20 of the 24 among the 30 worst rows.
+The out-of-fold probabilities come from one flat multi-label linear model (k folds over train + dev):
+it trains in seconds, so every row gets a prediction from a model that never saw it. Not the scheme
+model's `out_of_fold` (train/scheme_model.py, for thresholds): its joint gate × label probabilities
+ranked only 14 of the 24 planted errors among the 30 worst. Pure: no Dagster.
 """
 
 from dataclasses import dataclass
@@ -68,6 +71,8 @@ def find_label_issues(dataset_dir: Path, folds: int = 5, config: LinearConfig | 
     """Train + dev rows of a dataset (oversampled copies left out), checked target by target."""
     import json
 
+    if folds < 2:
+        raise ValueError(f"out-of-fold probabilities need at least 2 folds, got {folds}")
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
     targets = ["+".join(manifest["gate"]), *manifest["labels"]]
     frames = [

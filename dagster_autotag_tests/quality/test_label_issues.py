@@ -49,3 +49,8 @@ def test_planted_tag_errors_are_found_and_ranked_first(noisy_dataset):
     for item in planted:  # the suggestion undoes the planted change
         assert (SPY in by_item[item]["given"]) != (SPY in by_item[item]["suggested"])
     assert issues.filter(pl.col("confident")).height > 0
+
+
+def test_fewer_than_two_folds_is_refused(noisy_dataset):
+    with pytest.raises(ValueError, match="at least 2 folds, got 1"):
+        find_label_issues(noisy_dataset[0], folds=1)

@@ -90,3 +90,9 @@ def test_the_run_config_falls_back_to_the_environment_encoder_dir(tmp_path, monk
     monkeypatch.delenv(ENCODER_DIR_ENV)
     with pytest.raises(ValueError, match="knn needs a local transformers directory"):
         KNNRunConfig().to_dataclass()
+
+
+@pytest.mark.parametrize("bad", [{"k": 0}, {"temperature": 0.0}, {"max_len": 0}, {"batch_size": -1}])
+def test_knn_options_out_of_range_are_refused(bad):
+    with pytest.raises(ValueError, match="must be positive"):
+        KNNConfig("encoder", **bad)

@@ -215,3 +215,19 @@ def test_thresholds_json_written_before_the_bound_rule_still_loads():
     assert decide(np.array([[0.8, 0.99]]), t).tolist() == [[True, False]]
     rows = json.loads(json.dumps(t.to_dict(["a", "b"]), allow_nan=False))["labels"]
     assert rows[0]["precision_lower"] is None  # unknown, not invented
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"confidence": 0.3}, "confidence must be 0"),
+        ({"confidence": 1.0}, "confidence must be 0"),
+        ({"threshold_folds": -1}, "threshold_folds and oof_max_rows must be ≥ 0"),
+        ({"oof_max_rows": -5}, "threshold_folds and oof_max_rows must be ≥ 0"),
+    ],
+)
+def test_training_options_out_of_range_are_refused(bad, message):
+    from dagster_autotag.train.configs import TrainingOptions
+
+    with pytest.raises(ValueError, match=message):
+        TrainingOptions(**bad)
