@@ -18,6 +18,7 @@ TEXT_FIELDS = ("title", "summary", "asr_text", "ocr_text")
 SCHEME_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # becomes an asset key and column prefix
 # An hour per 100k items: TextCNN (~25 s on 2 CPU cores) and linear fit easily, BERT on CPU (~100 min) does not.
 DEFAULT_INFERENCE_BUDGET_S_PER_100K = 3600.0
+SCHEME_KEYS = {"gate", "label_level", "labels", "description", "inference_budget_s_per_100k", "exclusive"}
 
 
 class CorpusConfigError(ValueError):
@@ -45,6 +46,8 @@ class Scheme:
     description: str = ""
     # seconds of daily inference per 100k items a serving model may cost; None = no limit
     inference_budget_s_per_100k: float | None = DEFAULT_INFERENCE_BUDGET_S_PER_100K
+    # one sub-label per gate-positive item: a softmax over the sub-labels, the argmax predicted
+    exclusive: bool = False
 
     @property
     def gate_column(self) -> str:
@@ -125,7 +128,7 @@ def _schemes(raw: dict, fail) -> dict[str, Scheme]:
         if not SCHEME_NAME.match(str(name)):
             raise fail(f"scheme name {name!r} must match {SCHEME_NAME.pattern}")
         spec = spec or {}
-        unknown = set(spec) - {"gate", "label_level", "labels", "description", "inference_budget_s_per_100k"}
+        unknown = set(spec) - SCHEME_KEYS
         if unknown:
             raise fail(f"schemes.{name}: unknown keys {sorted(unknown)}")
         gate = spec.get("gate")
@@ -146,8 +149,12 @@ def _schemes(raw: dict, fail) -> dict[str, Scheme]:
         budget = spec.get("inference_budget_s_per_100k", DEFAULT_INFERENCE_BUDGET_S_PER_100K)
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
             raise fail(f"schemes.{name}.inference_budget_s_per_100k must be a positive number or null, got {budget!r}")
+        exclusive = spec.get("exclusive", False)
+        if not isinstance(exclusive, bool):
+            raise fail(f"schemes.{name}.exclusive must be true or false, got {exclusive!r}")
         description = str(spec.get("description", ""))
-        schemes[name] = Scheme(name, gate, level, labels, description, None if budget is None else float(budget))
+        budget = None if budget is None else float(budget)
+        schemes[name] = Scheme(name, gate, level, labels, description, budget, exclusive)
     return schemes
 
 

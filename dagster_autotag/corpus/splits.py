@@ -13,6 +13,10 @@ Stratification, in two steps:
    after step 1 (the `iterative-stratification` package cannot start from given counts).
 With `holdout_newest_days`, units seen in the newest days form the test split and the rest is
 stratified into train/dev.
+
+Everything runs on numpy arrays of 64-bit keys (key_expr: itemid and text_hash hashed), masks and
+days — about 25 bytes per item — so a 90-day window of 30M items plans in a few GB; strings and
+their hashes give the same plan. Items are ordered by key, units by text key, before any random draw.
 """
 
 from dataclasses import dataclass, field
@@ -49,10 +53,24 @@ class SplitOptions:
 @dataclass
 class SplitPlan:
     labels: list[str]  # bit j+1 of a mask is labels[j]; bit 0 is the gate
-    assignment: pl.DataFrame  # itemid, split, copies (train rebalancing: 0 = dropped, 1 = as is, k = k rows)
+    itemids: pl.Series  # the input's itemid column, in input order
+    order: np.ndarray  # plan row i is input row order[i]
+    keys: np.ndarray  # uint64 item keys (see item_keys), ascending
+    split: np.ndarray  # int8 index into SPLITS, per key
+    copies: np.ndarray  # int32 per key (train rebalancing: 0 = dropped, 1 = as is, k = k rows)
     rare_labels: list[str]
     support: dict[str, int]  # label → gate-positive items in the window carrying it
+    # mask, items: the label combinations of the planned items (e.g. the share of gate positives
+    # with more than one sub-label, for an exclusive scheme)
+    mask_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
     stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def assignment(self) -> pl.DataFrame:
+        """itemid, split, copies — one row per item (a frame for callers that join on itemid)."""
+        return pl.DataFrame(
+            {"itemid": self.itemids.gather(self.order), "split": np.asarray(SPLITS)[self.split], "copies": self.copies}
+        )
 
 
 def label_mask(gate: str, labels_column: str, labels: list[str]) -> pl.Expr:
@@ -64,53 +82,70 @@ def label_mask(gate: str, labels_column: str, labels: list[str]) -> pl.Expr:
     return pl.sum_horizontal(bits).alias("mask")
 
 
+def key_expr(column: str) -> pl.Expr:
+    """The 64-bit key of an itemid or text_hash string. 30M keys collide with probability ≈ 2e-5
+    (birthday bound); the keys are what makes a 90-day window fit in memory."""
+    return pl.col(column).hash(seed=0)
+
+
+def item_keys(values: pl.Series) -> np.ndarray:
+    """uint64 keys of a column: strings are hashed with key_expr, unsigned 64-bit values are keys already."""
+    if values.dtype == pl.UInt64:
+        return values.to_numpy()
+    return values.to_frame("v").select(key_expr("v"))["v"].to_numpy()
+
+
 def bits_matrix(masks: np.ndarray, n_bits: int) -> np.ndarray:
     return ((masks[:, None] >> np.arange(n_bits, dtype=np.int64)) & 1).astype(bool)
 
 
+def bit_counts(masks: np.ndarray, n_bits: int) -> np.ndarray:
+    """(n_bits,) items per bit, via the distinct masks (a few hundred) rather than an items × bits matrix."""
+    values, counts = np.unique(masks, return_counts=True)
+    return (bits_matrix(values, n_bits) * counts[:, None]).sum(axis=0)
+
+
 def plan_splits(items: pl.DataFrame, labels: list[str], options: SplitOptions) -> SplitPlan:
-    """items: itemid, dt (date), text_hash, mask (see label_mask), one row per itemid."""
+    """items: itemid, dt (date or day number), text_hash, mask (see label_mask), one row per itemid.
+    itemid/text_hash are strings or their uint64 keys (key_expr): both give the same plan. Works on
+    numpy arrays of ~25 bytes per item, so tens of millions of items plan in a few GB."""
     rng = np.random.default_rng(options.seed)
     n_bits = len(labels) + 1
-    # Group on a 64-bit hash of text_hash (strings group several times slower at 10M rows); sorted
-    # because group_by order is not deterministic.
-    units = (
-        items.with_columns(pl.col("text_hash").hash(seed=0).alias("_unit"))
-        .group_by("_unit")
-        .agg(pl.col("mask").bitwise_or(), pl.col("dt").max(), pl.len().alias("members"))
-        .sort("_unit")
+    key = item_keys(items["itemid"])
+    by_key = np.argsort(key, kind="stable")  # rebalancing draws by position: a seed gives one plan
+    key = key[by_key]
+    masks = items["mask"].to_numpy().astype(np.int64)[by_key]
+    day = items["dt"].to_physical().to_numpy()[by_key]
+    unit_keys, unit_of, members = np.unique(
+        item_keys(items["text_hash"])[by_key], return_inverse=True, return_counts=True
     )
-    masks = units["mask"].to_numpy()
-    split = np.full(units.height, -1, dtype=np.int8)
+    # per unit: OR of its items' masks and its newest day
+    order = np.argsort(unit_of, kind="stable")
+    starts = np.r_[0, np.cumsum(members)[:-1]]
+    unit_masks = np.bitwise_or.reduceat(masks[order], starts) if len(order) else masks[:0]
+    unit_days = np.maximum.reduceat(day[order], starts) if len(order) else day[:0]
+    del order
+    unit_split = np.full(len(unit_keys), -1, dtype=np.int8)
     ratios = np.array(options.ratios, dtype=float)
     if options.holdout_newest_days:
-        days = items["dt"].unique().sort()
+        days = np.unique(day)
         first_holdout = days[max(len(days) - options.holdout_newest_days, 0)]
-        split[(units["dt"] >= first_holdout).to_numpy()] = SPLITS.index("test")
+        unit_split[unit_days >= first_holdout] = SPLITS.index("test")
         ratios = np.array([ratios[0], ratios[1], 0.0]) / max(ratios[0] + ratios[1], 1e-12)
-    free = np.flatnonzero(split < 0)
-    split[free] = _stratify(masks[free], ratios, n_bits, rng)
-
-    assignment = (
-        items.select("itemid", pl.col("text_hash").hash(seed=0).alias("_unit"), "mask")
-        .join(
-            pl.DataFrame({"_unit": units["_unit"], "split": np.asarray(SPLITS)[split]}),
-            on="_unit",
-            how="left",
-            maintain_order="left",
-        )
-        .drop("_unit")
-        .sort("itemid")
-    )  # rebalancing draws by position: fix the order so a seed gives one plan
-    assignment = _rebalance_train(assignment, n_bits, options, rng)
-    support, rare = rare_labels(items["mask"].to_numpy(), labels, options)
+    free = np.flatnonzero(unit_split < 0)
+    unit_split[free] = _stratify(unit_masks[free], ratios, n_bits, rng)
+    split = unit_split[unit_of]
+    copies = _rebalance_train(split, masks, n_bits, options, rng)
+    support, rare = rare_labels(masks, labels, options)
     stats = {
-        "items": items.height,
-        "duplicate_groups": int((units["members"] > 1).sum()),
-        "items_in_duplicate_groups": int(units.filter(pl.col("members") > 1)["members"].sum() or 0),
-        **{f"{s}_items": int((assignment["split"] == s).sum()) for s in SPLITS},
+        "items": len(key),
+        "duplicate_groups": int((members > 1).sum()),
+        "items_in_duplicate_groups": int(members[members > 1].sum()),
+        **{f"{s}_items": int((split == k).sum()) for k, s in enumerate(SPLITS)},
     }
-    return SplitPlan(labels, assignment.select("itemid", "split", "copies"), rare, support, stats)
+    values, counts = np.unique(masks, return_counts=True)
+    mask_counts = pl.DataFrame({"mask": values, "items": counts})
+    return SplitPlan(labels, items["itemid"], by_key, key, split, copies, rare, support, mask_counts, stats)
 
 
 def _stratify(masks: np.ndarray, ratios: np.ndarray, n_bits: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,19 +159,22 @@ def _stratify(masks: np.ndarray, ratios: np.ndarray, n_bits: int, rng: np.random
     starts = np.flatnonzero(np.r_[True, sorted_masks[1:] != sorted_masks[:-1]])
     sizes = np.diff(np.r_[starts, n])
     rank = np.arange(n) - np.repeat(starts, sizes)
-    size = np.repeat(sizes, sizes)
-    bounds = np.cumsum(np.floor(size[:, None] * ratios[None, :]), axis=1)  # per member: cumulative quota
-    chosen = (rank[:, None] < bounds).argmax(axis=1)
-    placed = rank < bounds[:, -1]
+    # cumulative quota per combination; a member's split is the number of quotas its rank reached
+    bounds = np.cumsum(np.floor(sizes[:, None] * ratios[None, :]), axis=1)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    chosen = np.zeros(n, dtype=np.int8)
+    for k in range(len(ratios) - 1):
+        chosen += rank >= bounds[group, k]
+    placed = rank < bounds[group, -1]
+    del group
     out[order[placed]] = chosen[placed]
     # step 2: the remainders, towards what each split still lacks per label
     left = order[~placed]
     if len(left):
-        y_all = bits_matrix(masks, n_bits)
-        placed_y = np.stack([y_all[out == k].sum(axis=0) for k in range(len(ratios))])
-        want_labels = ratios[:, None] * y_all.sum(axis=0)[None, :] - placed_y
+        placed_y = np.stack([bit_counts(masks[out == k], n_bits) for k in range(len(ratios))])
+        want_labels = ratios[:, None] * bit_counts(masks, n_bits)[None, :] - placed_y
         want_total = ratios * n - np.bincount(out[out >= 0], minlength=len(ratios))
-        out[left] = iterative_stratification(y_all[left], want_labels, want_total, rng)
+        out[left] = iterative_stratification(bits_matrix(masks[left], n_bits), want_labels, want_total, rng)
     return out
 
 
@@ -188,44 +226,62 @@ def _argmin_positive_random(values: np.ndarray, rng: np.random.Generator) -> int
 
 
 def rare_labels(masks: np.ndarray, labels: list[str], options: SplitOptions) -> tuple[dict[str, int], list[str]]:
-    y = bits_matrix(masks, len(labels) + 1)
-    positives = int(y[:, 0].sum())
-    support = {lab: int(y[:, j + 1].sum()) for j, lab in enumerate(labels)}
+    counts = bit_counts(masks, len(labels) + 1)
+    positives = int(counts[0])
+    support = {lab: int(counts[j + 1]) for j, lab in enumerate(labels)}
     floor = max(options.rare_min_share * positives, options.rare_min_count)
     return support, [lab for lab in labels if support[lab] < floor]
 
 
 def _rebalance_train(
-    assignment: pl.DataFrame, n_bits: int, options: SplitOptions, rng: np.random.Generator
-) -> pl.DataFrame:
+    split: np.ndarray, masks: np.ndarray, n_bits: int, options: SplitOptions, rng: np.random.Generator
+) -> np.ndarray:
     """copies per item: dev/test 1; train: 0 for downsampled all-zero items, k > 1 for oversampled."""
-    copies = np.ones(assignment.height, dtype=np.int32)
-    train = np.flatnonzero((assignment["split"] == "train").to_numpy())
-    y = bits_matrix(assignment["mask"].to_numpy()[train], n_bits)
+    copies = np.ones(len(split), dtype=np.int32)
+    train = np.flatnonzero(split == SPLITS.index("train"))
+    train_masks = masks[train]
     if options.all_zero_ratio:
-        zero = train[~y[:, 1:].any(axis=1)]
+        zero = train[(train_masks >> 1) == 0]
         keep = min(len(zero), int(round(options.all_zero_ratio * (len(train) - len(zero)))))
         copies[rng.choice(zero, size=len(zero) - keep, replace=False)] = 0
     if options.oversample_floor:
-        positives = max(int(y[:, 0].sum()), 1)
-        for j in np.argsort(y[:, 1:].sum(axis=0)):  # rarest first
-            have = np.flatnonzero(y[:, j + 1])
+        per_bit = bit_counts(train_masks, n_bits)
+        positives = max(int(per_bit[0]), 1)
+        for j in np.argsort(per_bit[1:], kind="stable"):  # rarest first
+            have = np.flatnonzero((train_masks >> (j + 1)) & 1)
             need = int(np.ceil(options.oversample_target * positives)) - len(have)
             if len(have) and len(have) / positives < options.oversample_floor and need > 0:
                 np.add.at(copies, train[rng.choice(have, size=need, replace=True)], 1)
-    return assignment.with_columns(pl.Series("copies", copies))
+    return copies
+
+
+def keys_in_two_splits(keys: np.ndarray, split: np.ndarray) -> int:
+    """Distinct keys that occur with more than one split value (a sort, not a hash table: 30M rows)."""
+    if len(keys) < 2:
+        return 0
+    order = np.lexsort((split, keys))
+    k, s = keys[order], split[order]
+    del order
+    straddles = (k[1:] == k[:-1]) & (s[1:] != s[:-1])
+    return len(np.unique(k[1:][straddles]))
 
 
 def distribution_table(counts: pl.DataFrame, labels: list[str], gate_name: str) -> pl.DataFrame:
-    """counts: split, mask (one row per written row). → label | train | train % | dev | … where %
-    is of the split's gate positives (gate and all-zero rows: of the split's rows)."""
+    """counts: split, mask and optionally n (rows with that mask; 1 when absent, i.e. one row per
+    written row). → label | train | train % | dev | … where % is of the split's gate positives (gate
+    and all-zero rows: of the split's rows)."""
     rows = []
     n_bits = len(labels) + 1
+    if "n" not in counts.columns:
+        counts = counts.with_columns(pl.lit(1, dtype=pl.Int64).alias("n"))
+    counts = counts.with_columns(pl.col("split").cast(pl.String))
     per_split = {}
     for s in SPLITS:
-        m = counts.filter(pl.col("split") == s)["mask"].to_numpy()
+        part = counts.filter(pl.col("split") == s)
+        m, n = part["mask"].to_numpy().astype(np.int64), part["n"].to_numpy().astype(np.int64)
         y = bits_matrix(m, n_bits) if len(m) else np.zeros((0, n_bits), dtype=bool)
-        per_split[s] = (len(m), int(y[:, 0].sum()), y[:, 1:].sum(axis=0), int((~y[:, 1:].any(axis=1)).sum()))
+        label_counts = (y[:, 1:] * n[:, None]).sum(axis=0)
+        per_split[s] = (int(n.sum()), int(n[y[:, 0]].sum()), label_counts, int(n[~y[:, 1:].any(axis=1)].sum()))
     names = ["(rows)", f"gate: {gate_name}", *labels, "all-zero (全0样本)"]
     for i, name in enumerate(names):
         row = {"label": name}
