@@ -4,6 +4,10 @@ Rows are routed by the shape their JSON starts with; each common shape is decode
 `str.json_decode` in chunks. A chunk that fails to decode is halved until the offending rows are
 isolated, and those rows (plus rare shapes: wrapped objects, deeper nesting) go through the
 per-row reference parser in media_json.py, which also produces the quarantine reasons.
+
+Text comes only from JSON strings (media_json.py's rule): polars would cast a number or boolean in a
+string field to its spelling, so rows that may hold one are left to the reference, which
+quarantines them.
 """
 
 import polars as pl
@@ -35,6 +39,11 @@ _EMPTY = r"^\s*(\[\s*\]|null)?\s*$"
 _FULLWIDTH = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
 _HALFWIDTH = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
 _WHITESPACE_RUN = text.WHITESPACE_RUN
+# How polars spells a number or boolean it was asked to decode as a string; a row with a text
+# spelled so goes to the reference, which decides (a real caption "5" only costs that row time).
+_SCALAR_SPELLING = r"^(?:-?\d[\d.eE+-]*|true|false)$"
+# A list-of-texts field holding a string: polars would make it a one-text list.
+_STRING_FOR_LIST = rf'"(?:{"|".join(ref.LIST_TEXT_KEYS)})"\s*:\s*"'
 
 
 def parse_asr_column(values: pl.Series) -> pl.DataFrame:
@@ -57,8 +66,8 @@ def _parse(values: pl.Series, kind: str) -> pl.DataFrame:
         shape = pl.when(closed & pl.col("raw").str.contains(pattern)).then(pl.lit(name)).otherwise(shape)
     shape = pl.when(pl.col("raw").is_null() | pl.col("raw").str.contains(_EMPTY)).then(pl.lit("empty")).otherwise(shape)
     rows = rows.with_columns(shape.alias("shape"))
-
     segment_parts, slow_rows = [], rows.filter(pl.col("shape").is_null())["row"].to_list()
+    slow_rows += _string_for_list_rows(rows)
     for name, (_, dtype, depth) in _SHAPES.items():
         frame = rows.filter(pl.col("shape") == name).select("row", "raw")
         objects = name.endswith("objects")
@@ -83,6 +92,14 @@ def _parse(values: pl.Series, kind: str) -> pl.DataFrame:
         *(pl.col(c).fill_null(pl.when(nothing).then(pl.lit(0, pl.Int32))) for c in names[2:-1]),
     )
     return result.drop("row")
+
+
+def _string_for_list_rows(rows: pl.DataFrame) -> list[int]:
+    # literal scans (memmem) first: a regex over every byte costs several times more
+    raw = pl.col("raw")
+    named = pl.any_horizontal([raw.str.contains(f'"{k}"', literal=True) for k in ref.LIST_TEXT_KEYS])
+    candidates = rows.filter(pl.col("shape").str.ends_with("objects") & named)
+    return candidates.filter(raw.str.contains(_STRING_FOR_LIST))["row"].to_list()
 
 
 def _by_fields(frame: pl.DataFrame, depth: int) -> list[tuple[pl.DataType, pl.DataFrame]]:
@@ -149,7 +166,8 @@ def _segments(decoded: pl.DataFrame, depth: int, objects: bool) -> tuple[pl.Data
         long = long.explode("doc")
     long = long.filter(pl.col("doc").is_not_null())  # null elements are skipped, as in the reference
     if not objects:
-        return long.select("row", pl.lit(None, pl.Float64).alias("time"), pl.concat_list("doc").alias("texts")), []
+        scalar = long.filter(pl.col("doc").str.contains(_SCALAR_SPELLING))["row"].unique().to_list()
+        return long.select("row", pl.lit(None, pl.Float64).alias("time"), pl.concat_list("doc").alias("texts")), scalar
     doc, fields = pl.col("doc").struct, {f.name for f in long.schema["doc"].fields}
     text = _first([doc.field(k) for k in ref.TEXT_KEYS if k in fields], pl.String)
     lists = [doc.field(k) for k in ref.LIST_TEXT_KEYS if k != "words" and k in fields]
@@ -161,7 +179,10 @@ def _segments(decoded: pl.DataFrame, depth: int, objects: bool) -> tuple[pl.Data
         _first([doc.field(k) for k in ref.TIME_KEYS if k in fields], pl.Float64).alias("time"),
         pl.when(text.is_not_null()).then(pl.concat_list(text)).otherwise(listed).alias("texts"),
     )
-    bad = long.filter(pl.col("texts").is_null() | pl.col("texts").list.eval(pl.element().is_null()).list.any())
+    bad = long.filter(
+        pl.col("texts").is_null()
+        | pl.col("texts").list.eval(pl.element().is_null() | pl.element().str.contains(_SCALAR_SPELLING)).list.any()
+    )
     return long, bad["row"].unique().to_list()
 
 

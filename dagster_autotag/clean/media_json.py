@@ -8,6 +8,10 @@ Shapes seen in real exports, all accepted:
   ({"result": [...]}, {"data": [...]}, …);
 - `[]`, "" or NULL: nothing recognised (an empty text, not an error).
 Anything else raises MediaShapeError with a reason, and the row goes to quarantine.
+
+Text comes only from JSON strings: a number or boolean where a text belongs (`[{"text": 5}]`,
+`["a", 5]`) is not recognised speech but a changed or broken upstream payload, so it is quarantined
+(counted, visible, blocking above the limit) rather than turned into "5" in the model input.
 """
 
 import json

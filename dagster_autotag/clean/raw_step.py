@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
+from dagster_autotag.automation.freshness import arrived_check, freshness_spec
 from dagster_autotag.ingest.raw import ingest_partition
 from dagster_autotag.ingest.tables import ExportTable
 from dagster_autotag.ingest.typecast import typed_schema
@@ -54,6 +55,7 @@ def raw_check_specs(table: ExportTable) -> list[dg.AssetCheckSpec]:
             ("schema_contract", True, "ERROR when the written Parquet schema is not the raw contract"),
             QUARANTINE_SPEC,
             NOT_EMPTY_SPEC,
+            freshness_spec(),
         ],
     )
 
@@ -93,5 +95,6 @@ def materialize_raw(
                 report.quarantined, report.rows_out + report.quarantined, lake.quarantine_share_limit, key
             ),
             not_empty_check(report.rows_out, key),
+            arrived_check(key, context.partition_key),
         ],
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster_autotag.ingest.source import RawBatch, validate_partition
 from dagster_autotag.ingest.tables import ExportTable
-from dagster_autotag.ingest.tsv_export import read_export_file
+from dagster_autotag.ingest.tsv_export import MAX_VALUE_BYTES, MAX_VALUE_LINES, read_export_file
 
 
 class MissingLandingPartition(FileNotFoundError):
@@ -24,6 +24,8 @@ class LandingExportReader:
 
     root: Path
     quoting: str = "nul"  # "nul" (Hive default) or "csv" (quoting enabled: "…" with "")
+    max_value_lines: int = MAX_VALUE_LINES  # a quoted value running longer has a broken opener
+    max_value_bytes: int = MAX_VALUE_BYTES
 
     @property
     def source_name(self) -> str:
@@ -45,7 +47,14 @@ class LandingExportReader:
         files = self.export_files(table, dt)
 
         def read(path: Path) -> RawBatch:
-            return read_export_file(path, table.column_names, self.quoting, str(path.relative_to(root)))
+            return read_export_file(
+                path,
+                table.column_names,
+                self.quoting,
+                str(path.relative_to(root)),
+                self.max_value_lines,
+                self.max_value_bytes,
+            )
 
         # One batch per file (exports come split into part files, which bounds memory); the next
         # file is parsed on the other core while the caller types and writes this one.

@@ -4,7 +4,11 @@ Format (see tsv_format.py): tab separated, no header, `NULL` for null; a value h
 newline is wrapped in NUL bytes (Hive's default) or, with quoting enabled, in `"` with `""`.
 
 How: a vectorised numpy pass over the bytes finds the record boundaries (newlines outside quoted
-values), each record's physical start line and column count, and bad UTF-8. Bad records go to
+values), each record's physical start line and column count, and bad UTF-8.
+A quote byte opens a value only where a field starts and closes it only where a field ends, within
+`max_value_lines` lines and `max_value_bytes` bytes; an opener without such a partner (a broken
+export: a stray or unclosed NUL) costs only its own record, which is quarantined, and the lines
+after it are read as records again, instead of being swallowed into the value. Bad records go to
 quarantine with their line and a reason; the good bytes are parsed by pyarrow's C++ CSV reader.
 If pyarrow ever splits records differently than the pre-pass (e.g. a stray carriage return), that
 file falls back to a pure-Python splitter built on the same boundaries: slower, never wrong.
@@ -30,13 +34,24 @@ _QUOTE_STAND_INS = (1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 18, 19, 20, 
 _UTF8_BLOCK_RECORDS = 32
 _UTF8_GROUP_BLOCKS = 32  # blocks validated together before each is validated alone
 _SCAN_BLOCK = 1 << 22  # bytes per block when locating tabs, newlines and quotes
+# How far a quoted value may run before its opener is judged unclosed. Hive wraps a value in NULs
+# only when it holds a tab or newline (a text with line breaks): generous, yet far below a file.
+MAX_VALUE_LINES = 1_000
+MAX_VALUE_BYTES = 8 << 20
 
 
 def read_export_file(
-    path: Path, column_names: list[str], quoting: str = "nul", file_label: str | None = None
+    path: Path,
+    column_names: list[str],
+    quoting: str = "nul",
+    file_label: str | None = None,
+    max_value_lines: int = MAX_VALUE_LINES,
+    max_value_bytes: int = MAX_VALUE_BYTES,
 ) -> RawBatch:
     """Parse one export file into string columns plus `_file`/`_line`, quarantining bad records."""
-    return parse_export_bytes(_map_file(Path(path)), column_names, quoting, file_label or str(path))
+    return parse_export_bytes(
+        _map_file(Path(path)), column_names, quoting, file_label or str(path), max_value_lines, max_value_bytes
+    )
 
 
 def _map_file(path: Path) -> mmap.mmap | bytes:
@@ -48,16 +63,34 @@ def _map_file(path: Path) -> mmap.mmap | bytes:
         return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def parse_export_bytes(data: bytes | mmap.mmap, column_names: list[str], quoting: str, file_label: str) -> RawBatch:
+def parse_export_bytes(
+    data: bytes | mmap.mmap,
+    column_names: list[str],
+    quoting: str,
+    file_label: str,
+    max_value_lines: int = MAX_VALUE_LINES,
+    max_value_bytes: int = MAX_VALUE_BYTES,
+) -> RawBatch:
     if quoting not in QUOTING_MODES:
         raise ValueError(f"unknown quoting mode {quoting!r}; expected one of {QUOTING_MODES}")
+    if max_value_lines < 1 or max_value_bytes < 0:
+        raise ValueError(
+            f"max_value_lines must be ≥ 1 and max_value_bytes ≥ 0, got {max_value_lines}, {max_value_bytes}"
+        )
     quote_byte = 0 if quoting == "nul" else ord('"')
     ncols = len(column_names)
-    layout = _scan_records(data, quote_byte)
+    layout = _scan_records(data, quote_byte, _QuoteLimits(max_value_lines, max_value_bytes))
 
     quarantine: list[QuarantinedLine] = []
     bad = layout.tab_counts != ncols - 1
+    for i, reason in layout.unclosed.items():
+        bad[i] = True
+        quarantine.append(
+            QuarantinedLine(file_label, int(layout.lines[i]), _show(data[layout.starts[i] : layout.ends[i]]), reason)
+        )
     for i in np.flatnonzero(bad):
+        if i in layout.unclosed:
+            continue
         raw = data[layout.starts[i] : layout.ends[i]]
         reason = "empty line" if not raw else f"expected {ncols} columns, found {int(layout.tab_counts[i]) + 1}"
         quarantine.append(QuarantinedLine(file_label, int(layout.lines[i]), _show(raw), reason))
@@ -82,15 +115,23 @@ def parse_export_bytes(data: bytes | mmap.mmap, column_names: list[str], quoting
 
 
 class _Layout:
-    """Per record: byte start/end (end excludes the newline), physical start line, unquoted tab count."""
+    """Per record: byte start/end (end excludes the newline), physical start line, unquoted tab count;
+    and the records holding an opening quote without a plausible partner, with the reason."""
 
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, tab_counts: np.ndarray):
+    def __init__(self, starts, ends, lines, tab_counts, unclosed: dict[int, str]):
         self.starts, self.ends, self.lines, self.tab_counts = starts, ends, lines, tab_counts
+        self.unclosed = unclosed
 
 
-def _scan_records(data: bytes, quote_byte: int) -> _Layout:
+class _QuoteLimits:
+    def __init__(self, max_lines: int, max_bytes: int):
+        self.max_lines, self.max_bytes = max_lines, max_bytes
+
+
+def _scan_records(data: bytes, quote_byte: int, limits: _QuoteLimits) -> _Layout:
     buf = np.frombuffer(data, dtype=np.uint8)
     quotes, newlines, tabs = _byte_positions(buf, (quote_byte, _LF, _TAB))
+    quotes, broken = _pair_quotes(buf, quotes, newlines, quote_byte, limits)
     # A byte is inside a quoted value when an odd number of quote bytes precede it. `""` inside a
     # csv-quoted value toggles twice, so the doubled-quote escape needs no special case.
     record_ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
@@ -106,7 +147,63 @@ def _scan_records(data: bytes, quote_byte: int) -> _Layout:
     # Hive writes \n; tolerate \r\n by leaving the \r out of the record.
     crlf = (ends > starts) & (ends <= len(buf)) & (buf[np.minimum(ends, len(buf)) - 1] == _CR)
     ends = np.where(crlf, ends - 1, ends)
-    return _Layout(starts.astype(np.int64), ends.astype(np.int64), lines.astype(np.int64), tab_counts)
+    unclosed = {}
+    name = "NUL byte" if quote_byte == 0 else "quote"
+    for position, why in broken:
+        record = int(np.searchsorted(starts, position, side="right") - 1)
+        column = int(np.searchsorted(unquoted_tabs, position) - np.searchsorted(unquoted_tabs, starts[record])) + 1
+        unclosed.setdefault(record, why.format(name=name, column=column))
+    return _Layout(starts.astype(np.int64), ends.astype(np.int64), lines.astype(np.int64), tab_counts, unclosed)
+
+
+def _pair_quotes(buf, quotes, newlines, quote_byte, limits) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The quote bytes that delimit values, and (position, reason) of each opener left unpaired.
+
+    Quotes pair in order (1st opens, 2nd closes, ...). A pair is plausible when the opener starts a
+    field, the closer ends one, and the value stays within the limits. Where a pair is not, its
+    opener is broken: its line is given up (its other quotes ignored) and pairing resumes with the
+    first quote after that line. Vectorised: the loop runs once per broken opener."""
+    n = len(quotes)
+    if n == 0:
+        return quotes, []
+    before, after = buf[np.maximum(quotes - 1, 0)], buf[np.minimum(quotes + 1, len(buf) - 1)]
+    opens_field = (quotes == 0) | (before == _TAB) | (before == _LF)
+    closes_field = (quotes == len(buf) - 1) | (after == _TAB) | (after == _LF) | (after == _CR)
+    if quote_byte != 0:  # csv: "" inside a quoted value is an escaped quote, so quotes may touch
+        opens_field |= before == quote_byte
+        closes_field |= after == quote_byte
+    newlines_before = np.searchsorted(newlines, quotes)
+    within = np.zeros(n, dtype=bool)
+    within[:-1] = (np.diff(quotes) - 1 <= limits.max_bytes) & (np.diff(newlines_before) < limits.max_lines)
+    pairs = np.zeros(n, dtype=bool)  # pairs[i]: quote i opens a value that quote i + 1 closes
+    pairs[:-1] = opens_field[:-1] & closes_field[1:] & within[:-1]
+    unpaired = [np.flatnonzero(~pairs[parity::2]) * 2 + parity for parity in (0, 1)]
+
+    keep, broken, i = np.zeros(n, dtype=bool), [], 0
+    while i < n:
+        candidates = unpaired[i % 2]
+        k = np.searchsorted(candidates, i)
+        j = int(candidates[k]) if k < len(candidates) else n
+        keep[i:j] = True
+        if j >= n:
+            break
+        broken.append((int(quotes[j]), _why_unpaired(j, n, opens_field, closes_field, within, limits)))
+        line = int(newlines_before[j])
+        i = int(np.searchsorted(quotes, newlines[line], side="right")) if line < len(newlines) else n
+    return (quotes if len(broken) == 0 else quotes[keep]), broken
+
+
+def _why_unpaired(j, n, opens_field, closes_field, within, limits) -> str:
+    if not opens_field[j]:
+        return "stray {name} inside column {column}"
+    if j == n - 1:
+        return "value opened by a {name} in column {column} is not closed before the end of the file"
+    if not within[j]:
+        return (
+            "value opened by a {name} in column {column} is not closed within "
+            f"{limits.max_lines} lines / {limits.max_bytes} bytes"
+        )
+    return "value opened by a {name} in column {column} is not closed where a value ends"
 
 
 def _byte_positions(buf: np.ndarray, values: tuple[int, ...]) -> list[np.ndarray]:

@@ -40,6 +40,51 @@ EDGE_CASES = [
 ]
 
 
+# Odd shapes: text where only a JSON string may be text (both parsers quarantine a number or
+# boolean there), strings where a list belongs, and lookalikes that must stay valid.
+ODD_SHAPES = [
+    '[{"text": 5}]',
+    '[{"text": 5.5, "start": 1}]',
+    '[{"text": -0.0}]',
+    '[{"text": 12345678901234567890}]',
+    '[{"text": true}]',
+    '[{"text": null}]',
+    '[{"text": 5, "onebest": "hi"}]',  # the first text key that is a string wins
+    '[{"texts": ["a"], "text": 5}]',
+    '[{"text": ["a"]}]',
+    '[{"text": {"a": 1}}]',
+    '["a", 5]',
+    '["a", true]',
+    '[["a", 5]]',
+    '[["a"], 5]',
+    '[{"texts": ["a", 5]}]',
+    '[{"texts": [1]}]',
+    '[{"texts": "abc"}]',
+    '[{"texts": [null]}]',
+    '[{"words": [{"text": 5}]}]',
+    '[{"words": ["w"]}]',
+    '[{"words": [5]}]',
+    '[{"text": "a", "start": true}]',
+    '[{"text": "a", "start": "x", "bg": 3}, {"text": "b", "bg": 1}]',
+    '[{"text": "a", "start": "1e3"}, {"text": "b", "start": 5}]',
+    '[{"text": "a", "start": null, "bg": 2}, {"text": "b", "bg": 1}]',
+    '[{"text": "a", "start": [1]}]',
+    '[{"text": "a"}, "b"]',
+    '["b", {"text": "a"}]',
+    '[{"text": "a"}, 3]',
+    '[{"text": "a", "start": 1e400}]',
+    '[{"text": "a"},]',
+    '[{"TEXT": "a"}]',
+    "[{}]",
+    "[[]]",
+    "[[null]]",
+    '[{"text": ""}]',
+    '[{"text": "5"}, {"text": "true"}]',  # strings that look like scalars are text
+    '["12", "-3.5", "false"]',
+    '[{"text": "1,2 [3, 4]"}]',
+]
+
+
 def both(values: list[str | None], kind: str) -> tuple[list[tuple], list[tuple]]:
     frame = (media_frame.parse_asr_column if kind == "asr" else media_frame.parse_ocr_column)(
         pl.Series(values, dtype=pl.String)
@@ -70,3 +115,15 @@ def test_a_generated_day_agrees_with_the_reference(kind, monkeypatch):
     mismatches = [(v, g, e) for v, g, e in zip(values, got, expected) if g != e]
     assert mismatches == []
     assert sum(1 for g in got if g[-1] is not None) >= 2  # the day's malformed payloads were caught
+
+
+@pytest.mark.parametrize("kind", ["asr", "ocr"])
+def test_odd_shapes_agree_with_the_reference(kind):
+    got, expected = both(ODD_SHAPES, kind)
+    assert [(v, g) for v, g, e in zip(ODD_SHAPES, got, expected) if g != e] == []
+    # the rule itself: text only from JSON strings
+    by_shape = dict(zip(ODD_SHAPES, got))
+    assert by_shape['[{"text": 5}]'][-1] == "unknown shape: object without a text field (keys ['text'])"
+    assert by_shape['["a", true]'][-1] == "unknown shape: array element of type bool"
+    assert by_shape['[{"text": 5, "onebest": "hi"}]'][0] == "hi"
+    assert by_shape['[{"text": "5"}, {"text": "true"}]'][0] == "5 true"

@@ -1,5 +1,8 @@
 """Landing files → typed raw Parquet + quarantine: filters, row contract, atomic idempotent writes."""
 
+import sys
+import threading
+
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -154,3 +157,40 @@ def test_a_file_with_only_bad_lines_is_still_counted_and_its_lines_quarantined(t
     (folder / "000001_0").write_bytes(b"only\tthree\tcolumns\n")
     report = ingest_partition(LandingExportReader(tmp_path / "landing"), NEWS_POOL, DT, tmp_path / "lake")
     assert report.files == 2 and report.rows_out == 1 and report.quarantined == 1
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_runs_writing_one_new_partition_at_once_each_swap_in_a_whole_one(tmp_path, monkeypatch, exchange):
+    """Writers of the same partition's first version at once (a backfill and the sensor's run, say):
+    the first rename wins, the others exchange with it; every writer succeeds, one whole version stays."""
+    if not exchange:
+        monkeypatch.setattr(lake_module, "_rename_exchange", lambda a, b: False)
+    lake, errors, writers = tmp_path / "lake", [], 6
+    ready, swap = threading.Barrier(writers), lake_module.swap_into_place
+
+    def swap_together(staging, target):  # every writer reaches the swap at the same moment
+        ready.wait()
+        swap(staging, target)
+
+    def write(k: int) -> None:
+        try:
+            lake_module.write_partition(lake, "raw", "t", DT, pl.DataFrame({"a": [k] * 1000}))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    monkeypatch.setattr(lake_module, "swap_into_place", swap_together)
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave every few bytecodes, as processes would
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors
+    values = pl.read_parquet(lake / "raw" / "t" / f"dt={DT}" / "part-0.parquet")["a"]
+    assert values.len() == 1000 and values.n_unique() == 1
+    assert [p.name for p in (lake / "_staging").iterdir()] == []
+    assert [p.name for p in (lake / "raw" / "t").iterdir()] == [f"dt={DT}"]

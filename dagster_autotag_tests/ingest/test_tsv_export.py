@@ -72,13 +72,64 @@ def test_nul_file_containing_every_stand_in_byte_still_parses():
     assert [(r["id"], r["text"], r["extra"]) for r in got] == rows
 
 
-def test_unbalanced_quote_quarantines_what_it_swallows_instead_of_shifting_columns():
-    # With quoting enabled Hive quotes such values; a file that breaks the rule opens a quoted
-    # value that never closes. Everything after it is one broken record: quarantined, not misread.
+def test_a_stray_quote_quarantines_its_line_and_the_following_lines_are_read():
+    # With quoting enabled Hive quotes such values; a file that breaks the rule has a quote inside
+    # an unquoted value. It opens nothing: its line is quarantined, the next one is a row again.
     got, quarantine = parse(b'0\tfine\tx\n1\tab"c\td\n2\te\tf\n', "csv")
-    assert [r["id"] for r in got] == ["0"]
-    assert len(quarantine) == 1 and quarantine[0].line == 2
-    assert quarantine[0].reason == "expected 3 columns, found 2"
+    assert [r["id"] for r in got] == ["0", "2"]
+    assert [(q.line, q.reason) for q in quarantine] == [(2, "stray quote inside column 2")]
+
+
+# The issue's file: a NUL opens a value and never closes. Only its line is lost.
+@pytest.mark.parametrize(
+    ("data", "columns", "column"),
+    [
+        (b"1\ta\n2\t\x00bad\n3\tc\n4\td\n", ["id", "v"], 2),  # the last column
+        (b"1\ta\tx\n2\t\x00bad\tx\n3\tc\tx\n4\td\tx\n", ["id", "v", "w"], 2),  # a middle column
+        (b"1\ta\tx\n2\tb\t\x00bad\n3\tc\tx\n4\td\tx\n", ["id", "v", "w"], 3),
+    ],
+)
+@pytest.mark.parametrize("quoting", ["nul", "csv"])
+def test_an_unclosed_quote_costs_only_the_line_that_opened_it(data, columns, column, quoting):
+    if quoting == "csv":
+        data = data.replace(b"\x00", b'"')
+    batch = parse_export_bytes(data, columns, quoting, "f")
+    assert [(r["id"], r["_line"]) for r in batch.rows.to_pylist()] == [("1", 1), ("3", 3), ("4", 4)]
+    assert [r[columns[1]] for r in batch.rows.to_pylist()] == ["a", "c", "d"]
+    name = "NUL byte" if quoting == "nul" else "quote"
+    assert [(q.line, q.reason) for q in batch.quarantine] == [
+        (2, f"value opened by a {name} in column {column} is not closed before the end of the file")
+    ]
+
+
+def test_an_unclosed_nul_does_not_pair_with_the_next_legit_quoted_value():
+    # The next NUL opens a legit multi-line value (it does not end a field): no partner for line 2.
+    rows = [("3", "c", "x"), ("4", "多\n行", "x"), ("5", "q", "带\t制表符")]
+    data = format_row(("1", "a", "x")).encode() + b"2\t\x00bad\tx\n" + format_rows(rows).encode()
+    got, quarantine = parse(data)
+    assert [(r["id"], r["text"], r["extra"]) for r in got] == [("1", "a", "x"), *rows]
+    assert [(q.line, q.raw) for q in quarantine] == [(2, "2\t\\0bad\tx")]
+    assert quarantine[0].reason == "value opened by a NUL byte in column 2 is not closed where a value ends"
+
+
+def test_a_value_longer_than_the_limits_is_judged_unclosed():
+    # A later value starting with a line break could close the broken one: the limits stop that.
+    legit = format_rows([("1", "两\n行", "x")]).encode()
+    tail = b"3\tc\tx\n" + format_rows([("4", "\n开头换行", "y")]).encode()
+    data = legit + b"2\t\x00bad\tx\n" + tail
+    swallowed = parse_export_bytes(data, COLS, "nul", "f", max_value_lines=10)
+    assert [r["id"] for r in swallowed.rows.to_pylist()] == ["1"]  # too generous: 2..4 became one value
+    for limits in ({"max_value_lines": 2}, {"max_value_bytes": 13}):
+        batch = parse_export_bytes(data, COLS, "nul", "f", **limits)
+        assert [(r["id"], r["text"]) for r in batch.rows.to_pylist()] == [
+            ("1", "两\n行"),
+            ("3", "c"),
+            ("4", "\n开头换行"),
+        ]
+        assert [q.line for q in batch.quarantine] == [3]
+        assert "is not closed within" in batch.quarantine[0].reason
+    with pytest.raises(ValueError, match="max_value_lines"):
+        parse_export_bytes(data, COLS, "nul", "f", max_value_lines=0)
 
 
 def test_read_export_file_labels_rows_with_the_given_file_name(tmp_path):
