@@ -7,6 +7,7 @@ The partition value lives only in the directory name (`dt=…`), never as a colu
 """
 
 import ctypes
+import errno
 import os
 import shutil
 import uuid
@@ -85,17 +86,32 @@ def read_partition(lake: Path, layer: str, table: str, dt: str) -> pl.LazyFrame:
 
 def swap_into_place(staging: Path, target: Path) -> None:
     """Make `staging` the directory at `target` atomically; afterwards `staging` holds the old
-    version (or is gone) and the caller removes it."""
+    version (or is gone) and the caller removes it. Two runs writing one partition at once each
+    swap in a complete version; the last one stays."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        os.rename(staging, target)
+    for _ in range(3):
+        if not target.exists():
+            try:
+                os.rename(staging, target)
+                return
+            except OSError as exc:  # another run created it since we looked: exchange with theirs
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        if _rename_exchange(staging, target):
+            return
+        old = staging.with_name(f"{staging.name}-old-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(target, old)
+        except FileNotFoundError:  # another run moved it away first: try again
+            continue
+        try:
+            os.rename(staging, target)
+        except OSError as exc:  # and another one put theirs in meanwhile: theirs is complete too
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        shutil.rmtree(old, ignore_errors=True)
         return
-    if _rename_exchange(staging, target):
-        return
-    old = staging.with_name(staging.name + "-old")
-    os.rename(target, old)
-    os.rename(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
+    raise RuntimeError(f"could not swap {staging} into {target}: other writers kept replacing it")
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:

@@ -13,6 +13,7 @@ import polars as pl
 
 from dagster_autotag.predict.serving import ServingRecord
 from dagster_autotag.train.registry import CHAMPION
+from dagster_autotag.train.store import open_store
 
 MODEL_PREFIX = "autotag."
 ANALYTICS_DIR = "analytics"
@@ -63,6 +64,7 @@ def read_model_versions(tracking_uri: str) -> pl.DataFrame:
     on the versionless model autotag.<scheme> (predict/champion.py)."""
     from mlflow import MlflowClient
 
+    open_store(tracking_uri)  # a store another process is creating right now: wait for it, never migrate twice
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     models = list(client.search_registered_models(filter_string=f"name LIKE '{MODEL_PREFIX}%'"))
     decisions = {}  # scheme → ServingRecord

@@ -6,8 +6,9 @@ refresh hard-links the current partition files into `lake/analytics/snapshots/<i
 lake files are never modified in place, a rewrite is a new file) and the views glob that. The
 database is built under a temporary name beside the old one and renamed over it: a reader holding
 the old file keeps its old snapshot (kept SNAPSHOT_RETENTION), a new connection opens the new one,
-nobody waits for a lock. Within one Python process DuckDB caches databases by path: close the old
-connection before reopening.
+no reader waits for a lock; refreshes take turns on a file lock beside the database (the last to
+replace it has the newest snapshot). Within one Python process DuckDB caches databases by path:
+close the old connection before reopening.
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from filelock import FileLock
+
 from dagster_autotag.analytics.model_versions import MODEL_VERSIONS_FILE, export_model_versions
 from dagster_autotag.layers import CORPUS_ITEMS, CORPUS_LAYER, DAILY_LABELS, LABEL_DISTRIBUTION, PUBLISHED_LAYER
+from dagster_autotag.predict.model_changes import export_model_changes
 
 if TYPE_CHECKING:  # duckdb is imported where a database is built: the code location loads without it
     import duckdb
 
 DB_FILE = "autotag.duckdb"
+MODEL_CHANGES_PARQUET = "model_changes.parquet"
 SNAPSHOTS = Path("analytics") / "snapshots"  # under the lake: hard links need the same filesystem
+REFRESH_LOCK_TIMEOUT_S = 1800.0
 SNAPSHOT_RETENTION = timedelta(hours=24)  # how long a connection to an older refresh keeps working
 # lake tables the views read: (layer, table)
 # (predictions: the published copy, so a day held back by a label-drift ERROR stays out of the views)
@@ -121,14 +127,22 @@ def refresh_views(
         schemes = list(load_corpus_config().schemes)
     if tracking_uri is None:
         tracking_uri = f"sqlite:///{lake.parent / 'mlflow' / 'mlflow.db'}"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # One refresh at a time, whatever the pool says: the last to replace the file is then the one
+    # with the newest snapshot, and the registry export is not written twice at once.
+    with FileLock(db_path.with_name(f"{db_path.name}.lock"), timeout=REFRESH_LOCK_TIMEOUT_S):
+        return _refresh(lake, db_path, tracking_uri, schemes)
+
+
+def _refresh(lake: Path, db_path: Path, tracking_uri: str, schemes: Sequence[str]) -> dict[str, int]:
     versions = export_model_versions(lake, tracking_uri)
     snapshot = lake / SNAPSHOTS / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     snapshot_tables(lake, snapshot)
     if versions is not None:  # rewritten in place by the next export: link this version
         snapshot.mkdir(parents=True, exist_ok=True)
         os.link(versions, snapshot / versions.name)
+    export_model_changes(lake, snapshot / MODEL_CHANGES_PARQUET)  # the audit log as it is now
 
-    db_path.parent.mkdir(parents=True, exist_ok=True)
     staging = db_path.with_name(f".{db_path.name}.{uuid.uuid4().hex}.tmp")
     try:
         counts = _build(staging, snapshot, schemes)
@@ -163,6 +177,10 @@ def _build(path: Path, snapshot: Path, schemes: Sequence[str]) -> dict[str, int]
                 long_sql = "SELECT * EXCLUDE (labels), unnest(labels) AS label FROM predictions"
                 _create(con, "prediction_labels_long", long_sql)
                 made.append("prediction_labels_long")
+        changes = snapshot / MODEL_CHANGES_PARQUET
+        if changes.is_file():
+            _create(con, "model_changes", f"SELECT * FROM read_parquet({_sql_path(changes)}) ORDER BY changed_at")
+            made.append("model_changes")
         versions = snapshot / MODEL_VERSIONS_FILE
         if versions.is_file():
             _create(con, "model_versions", f"SELECT * FROM read_parquet({_sql_path(versions)})")

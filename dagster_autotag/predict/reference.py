@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
+from filelock import FileLock
 
 from dagster_autotag.predict.batch import predict_items
 from dagster_autotag.quality.drift import LabelProfile, label_profile
 
 REFERENCE_SPLITS = ("dev", "test")
 REFERENCE_MAX_ROWS = 20_000
+LOCK_TIMEOUT_S = 3600.0  # BERT on CPU predicts the reference rows for many minutes
 
 
 def reference_rows(dataset_dir: Path, splits: Sequence[str] = REFERENCE_SPLITS, max_rows: int = REFERENCE_MAX_ROWS):
@@ -63,16 +65,32 @@ def cached_reference_profile(
     """reference_profile, computed once per model version and dataset: it only changes when either
     does, and predicting 20k held-out rows costs seconds with a TextCNN, many minutes with BERT on CPU.
     model_id: e.g. `autotag.p0_newcar.textcnn v3`. The key also holds each split file's size and
-    mtime, so a rebuilt dataset (same model) is profiled again."""
+    mtime, so a rebuilt dataset (same model) is profiled again. Partitions predicted at once compute
+    it once: the others wait on the entry's lock, then read it. An unreadable entry is computed again."""
     files = [dataset_dir / f"{s}.parquet" for s in splits]
     stamps = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else (f.name, None) for f in files]
     key = json.dumps([model_id, list(splits), max_rows, top_k, str(dataset_dir), stamps], ensure_ascii=False)
     path = cache_dir / f"{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.json"
-    if path.exists():
-        return LabelProfile(**json.loads(path.read_text(encoding="utf-8"))["profile"])
-    profile = reference_profile(model, dataset_dir, splits, max_rows, top_k)
+    cached = _read_entry(path, key)
+    if cached is not None:
+        return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # two runs may fill it at once
-    staging.write_text(json.dumps({"key": key, "profile": profile.to_dict()}, ensure_ascii=False), encoding="utf-8")
-    os.replace(staging, path)
+    with FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S):
+        cached = _read_entry(path, key)  # filled by the run that held the lock before
+        if cached is not None:
+            return cached
+        profile = reference_profile(model, dataset_dir, splits, max_rows, top_k)
+        staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # readers see the old file or the new
+        staging.write_text(json.dumps({"key": key, "profile": profile.to_dict()}, ensure_ascii=False), encoding="utf-8")
+        os.replace(staging, path)
     return profile
+
+
+def _read_entry(path: Path, key: str) -> LabelProfile | None:
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        return LabelProfile(**entry["profile"]) if entry.get("key") == key else None
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, AttributeError):  # truncated or foreign: computed again
+        return None

@@ -6,6 +6,11 @@ the training as `fit(dataset_dir, on_epoch) -> TrainingResult` and where to log 
 context.log; by default this module's standard logger), and gets a TrackedRun back (train/assets.py
 turns it into asset metadata). mlflow, the model code and the evaluation are imported inside the
 functions, like train/registry.py, so the code location that imports this module does not pay for them.
+
+Safe when several processes track at once (Dagster steps without pool limits, torchrun ranks, a
+service): the store is opened with train/store.py's `open_store` (re-exported here: call it on a
+tracking URI before the first mlflow call in a process of your own), which creates and migrates
+a sqlite store under a file lock; alias moves and promotion hold the registered model's lock.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dagster_autotag.corpus.dataset import MANIFEST
 from dagster_autotag.train.registry import Promotion
+from dagster_autotag.train.store import open_store as open_store  # re-exported: see the module docstring
 
 if TYPE_CHECKING:
     import polars as pl
@@ -139,11 +145,19 @@ def track_and_register(
             name,
             lambda uri: score_on_split(load_scheme_model(uri), test, promotion_metric, targets),
             promotion_tolerance,
+            version=logged.version,  # this run's, whatever another run made challenger meanwhile
         )
         mlflow.set_tags(
             {"promotion": "promoted" if decision.promoted else "kept champion", "promotion.reason": decision.reason}
         )
         run_id = run.info.run_id
+    if decision.promoted:
+        from dagster_autotag.predict.model_changes import lake_of_dataset, model_changes_path, record_change
+
+        record_change(
+            scheme, "promotion", name, decision.challenger_version, decision.reason, f"mlflow run {run_id}",
+            decision.champion_version, model_changes_path(lake_of_dataset(dataset_dir)),
+        )  # fmt: skip
     log.info(f"{name} v{logged.version}: {decision.reason}")
     return TrackedRun(
         run_id=run_id,
@@ -182,6 +196,9 @@ def dataset_params(manifest: dict) -> dict[str, Any]:
         "dataset.window": f"{manifest['window']['start']}..{manifest['window']['end']}",
         **{f"dataset.rows.{s}": n for s, n in manifest["rows"].items()},
         "dataset.labels": len(manifest["labels"]),
+        # issue #14 §3: a softmax over the sub-labels, and how far the data agrees
+        "dataset.exclusive": bool((manifest.get("exclusive") or {}).get("declared", False)),
+        "dataset.several_labels_share": (manifest.get("exclusive") or {}).get("several_labels_share"),
     }
 
 
@@ -193,7 +210,7 @@ def tuned_on(thresholds) -> str:
 def taxonomy_changes(previous_version: str | None, previous: list[str] | None, current: list[str]) -> dict:
     """Targets added to / retired from the scheme since the previous champion: a model only ever
     predicts the targets it was trained on, so a new label waits for this model, a retired one
-    leaves with the old champion."""
+    is masked at prediction (predict/taxonomy.py)."""
     if previous is None:
         return {"previous_champion": previous_version, "added": [], "retired": []}
     return {

@@ -20,7 +20,8 @@ from dagster_autotag.predict.champion import read_serving_record
 from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag_tests.demo_home import DEMO_DAYS
 
-BASE_VIEWS = {"corpus_items", "corpus_labels_long", "label_distribution", "model_versions"}
+# model_changes: the demo's promotions and serving decisions (lake/audit/model_changes.jsonl)
+BASE_VIEWS = {"corpus_items", "corpus_labels_long", "label_distribution", "model_versions", "model_changes"}
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -43,6 +44,8 @@ def test_views_over_the_demo_lake(home: Path) -> None:
         days = [str(d) for (d,) in con.execute("SELECT DISTINCT dt FROM corpus_items ORDER BY 1").fetchall()]
         assert days == DEMO_DAYS
         assert counts["corpus_items"] == con.execute("SELECT count(*) FROM corpus_items").fetchone()[0] > 0
+        actions = dict(con.execute("SELECT action, count(*) FROM model_changes GROUP BY 1").fetchall())
+        assert actions.get("promotion", 0) >= 3 and actions.get("serving", 0) >= 1  # linear, textcnn, ensemble
 
         # labels per day agree with the daily label_distribution tables
         per_day = con.execute(
