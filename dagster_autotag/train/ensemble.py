@@ -8,6 +8,9 @@
 Both are tuned/judged on the rows the members were tuned on, by itemid (their out-of-fold train
 rows plus dev, thresholds.py's bound gets more positives than dev alone), when the members kept
 them and those rows cover at least dev; else on dev.
+
+Members of an exclusive scheme are softmax models: mean averages their joint probabilities and
+takes the argmax of the average, agreement fires when every member's argmax is the same label.
 """
 
 import json
@@ -23,6 +26,8 @@ from dagster_autotag.train.scheme_model import (
     SchemeModel,
     SplitData,
     TrainingResult,
+    argmax_scores,
+    decision_scores,
     gated_decide,
     read_thresholds,
     write_thresholds,
@@ -40,12 +45,19 @@ class EnsembleModel:
     # mean: its cuts; agreement: which labels ship (the members' cuts decide), None in models saved before
     thresholds: Thresholds | None = None
     top_k: int | None = None  # mean: the sub-label cap; agreement: None = each member's own
+    min_confidence: float | None = None  # exclusive schemes, mean: the averaged argmax must reach this
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"ensemble method must be one of {METHODS}, got {self.method!r}")
         if not self.members or any(m.targets != self.members[0].targets for m in self.members):
             raise ValueError("ensemble members must exist and share the same targets (same scheme and labels)")
+        if len({m.exclusive for m in self.members}) > 1:
+            raise ValueError("ensemble members must all be exclusive (softmax) models or none")
+
+    @property
+    def exclusive(self) -> bool:
+        return self.members[0].exclusive
 
     @property
     def kind(self) -> str:
@@ -56,7 +68,8 @@ class EnsembleModel:
         return self.members[0].targets
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        stacked = np.stack([m.predict_proba(list(texts)) for m in self.members])
+        # every member's full scores: the ensemble's gate is not any one member's
+        stacked = np.stack([m.predict_proba(list(texts), skip_gate_negative=False) for m in self.members])
         return stacked.mean(axis=0) if self.method == "mean" else stacked.min(axis=0)
 
     def shipped_targets(self) -> list[str]:
@@ -68,6 +81,8 @@ class EnsembleModel:
     def decide(self, probs: np.ndarray, top_k: int | None = None, texts: list[str] | None = None) -> np.ndarray:
         top_k = self.top_k if top_k is None else top_k
         if self.method == "mean":
+            if self.exclusive:
+                return gated_decide(argmax_scores(probs, self.min_confidence), self.thresholds, None)
             return gated_decide(probs, self.thresholds, top_k)
         if texts is None:
             raise ValueError("agreement decides from each member's own probabilities: pass texts")
@@ -82,7 +97,12 @@ class EnsembleModel:
         path.mkdir(parents=True, exist_ok=True)
         for i, member in enumerate(self.members):
             member.save(path / f"member{i}")
-        meta = {"method": self.method, "members": len(self.members), "top_k": self.top_k}
+        meta = {
+            "method": self.method,
+            "members": len(self.members),
+            "top_k": self.top_k,
+            "min_confidence": self.min_confidence,
+        }
         (path / ENSEMBLE_FILE).write_text(json.dumps(meta), encoding="utf-8")
         write_thresholds(path, self.thresholds, self.targets)
         return path
@@ -91,7 +111,8 @@ class EnsembleModel:
     def load(cls, path: Path) -> "EnsembleModel":
         meta = json.loads((path / ENSEMBLE_FILE).read_text(encoding="utf-8"))
         members = [SchemeModel.load(path / f"member{i}") for i in range(meta["members"])]
-        return cls(members, meta["method"], read_thresholds(path, members[0].targets), meta.get("top_k"))
+        thresholds = read_thresholds(path, members[0].targets)
+        return cls(members, meta["method"], thresholds, meta.get("top_k"), meta.get("min_confidence"))
 
 
 def load_model_dir(path: Path) -> "SchemeModel | EnsembleModel":
@@ -113,16 +134,22 @@ def build_ensemble(
     labels = members[0].labels  # the members' (champions') labels: the taxonomy may have moved since
     train, dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("train", "dev", "test"))
     model = EnsembleModel(members, method, top_k=options.top_k)
+    if model.exclusive:
+        model.min_confidence = options.min_argmax_confidence
     y, member_probs, source = tuning_rows(members, train, dev)
     if method == "mean":
+        scores = decision_scores(np.mean(member_probs, axis=0), model.exclusive, model.min_confidence)
         model.thresholds = tune_thresholds(
-            y, np.mean(member_probs, axis=0), mode=options.threshold_mode, precision_floor=options.precision_floor,
+            y, scores, mode=options.threshold_mode, precision_floor=options.precision_floor,
             confidence=options.confidence, source=source,
         )  # fmt: skip
     else:
         # each member at its own cuts, shipped or not: the figures say how far an unshipped label is
         fired = np.logical_and.reduce(
-            [decide(p, m.thresholds, only_shipped=False) for m, p in zip(members, member_probs)]
+            [
+                decide(decision_scores(p, m.exclusive, m.min_confidence), m.thresholds, only_shipped=False)
+                for m, p in zip(members, member_probs)
+            ]
         )
         allowed = np.logical_and.reduce([m.thresholds.shipped for m in members])
         model.thresholds = thresholds_of_decisions(

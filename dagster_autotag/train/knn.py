@@ -75,8 +75,9 @@ class KNNModel:
         self.encoder = encoder
         self.vectors: np.ndarray | None = None  # (n, dim) float32, unit rows
         self.targets: np.ndarray | None = None  # (n, L) bool
+        self.exclusive = False  # the votes normalised over the labels (one label per text)
 
-    def fit(self, texts: list[str], y: np.ndarray) -> "KNNModel":
+    def fit(self, texts: list[str], y: np.ndarray, exclusive: bool = False) -> "KNNModel":
         y = np.asarray(y)
         y = y.reshape(-1, 1) if y.ndim == 1 else y
         if len(texts) != y.shape[0]:
@@ -84,11 +85,15 @@ class KNNModel:
         self.encoder = self.encoder or shared_encoder(self.config.model_dir, self.config)
         self.vectors = self.encoder.encode(list(texts))
         self.targets = y > 0
+        self.exclusive = exclusive
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         queries = self.encoder.encode(list(texts))
-        return vote(queries, self.vectors, self.targets, self.config.k, self.config.temperature)
+        votes = vote(queries, self.vectors, self.targets, self.config.k, self.config.temperature)
+        if self.exclusive:  # the labels' shares of the neighbours' votes: a distribution, like a softmax
+            votes /= np.maximum(votes.sum(axis=1, keepdims=True), 1e-12)
+        return votes
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -106,6 +111,7 @@ class KNNModel:
             "encoder": encoder,
             "n": int(self.targets.shape[0]),
             "labels": int(self.targets.shape[1]),
+            "exclusive": self.exclusive,
         }
         (path / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
 
@@ -117,6 +123,7 @@ class KNNModel:
         model = cls(config, shared_encoder(encoder_dir, config))
         model.vectors = np.load(path / "vectors.npy")
         model.targets = np.unpackbits(np.load(path / "targets.npy"), axis=0, count=meta["n"]).astype(bool)
+        model.exclusive = meta.get("exclusive", False)
         return model
 
 

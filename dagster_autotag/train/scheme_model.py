@@ -10,6 +10,11 @@ the same way whatever the type (pure: no Dagster, no MLflow).
   train: k gate + sub-label models, each trained on the other folds exactly as the final one is on
   train, score the fold they did not see. Several times dev's positives tighten each label's
   precision bound (thresholds.py). The final model is trained once, on train, as before.
+- exclusive schemes (one sub-label per item, issue #14 §3): the sub-label model of every kind is a
+  softmax over the sub-labels, trained on the gate-positive rows that carry one; decisions take the
+  argmax under the gate (`argmax_scores`: the other sub-labels' scores are zeroed before the
+  per-label cuts), so each label still ships by its own precision bound; an optional minimum
+  softmax probability of the argmax (`min_confidence`).
 """
 
 import json
@@ -30,6 +35,7 @@ from dagster_autotag.train.thresholds import Thresholds, decide, tune_thresholds
 MODEL_KINDS = ("linear", "textcnn", "bert", "knn")
 META_FILE = "scheme_model.json"
 THRESHOLDS_FILE = "thresholds.json"
+TOKEN_CACHE = "token_cache"  # datasets/<scheme>/token_cache: token ids of its splits (train/tokens.py)
 TUNING_FILE = "tuning.parquet"  # the rows thresholds were tuned on: itemid, joint probabilities (for ensembles)
 EpochCallback = Callable[[str, int, dict], None]  # (task, epoch, metrics)
 
@@ -60,24 +66,28 @@ def fit_task(
     train: tuple[list[str], np.ndarray],
     dev: tuple[list[str], np.ndarray],
     on_epoch: Callable[[int, dict], None] | None = None,
+    exclusive: bool = False,
+    cache_dir: Path | None = None,
 ):
-    """Train one model of `kind` on (texts, targets); `config` is that kind's config object."""
+    """Train one model of `kind` on (texts, targets); `config` is that kind's config object.
+    `exclusive`: a softmax over the target columns (one label per text) instead of one sigmoid each;
+    `cache_dir`: where bert caches token ids (train/tokens.py)."""
     if kind == "linear":
         from dagster_autotag.train.linear import LinearModel
 
-        return LinearModel(config).fit(*train)
+        return LinearModel(config).fit(*train, exclusive=exclusive)
     if kind == "textcnn":
         from dagster_autotag.train.textcnn import train_textcnn
 
-        return train_textcnn(*train, *dev, config, on_epoch=on_epoch)
+        return train_textcnn(*train, *dev, config, on_epoch=on_epoch, exclusive=exclusive)
     if kind == "bert":
         from dagster_autotag.train.bert import train_bert
 
-        return train_bert(*train, *dev, config, on_epoch=on_epoch)
+        return train_bert(*train, *dev, config, on_epoch=on_epoch, exclusive=exclusive, cache_dir=cache_dir)
     if kind == "knn":
         from dagster_autotag.train.knn import KNNModel
 
-        return KNNModel(config).fit(*train)  # nothing to tune on dev: the vote is the model
+        return KNNModel(config).fit(*train, exclusive=exclusive)  # nothing to tune on dev: the vote is the model
     raise ValueError(f"unknown model kind {kind!r}; one of {MODEL_KINDS}")
 
 
@@ -91,17 +101,33 @@ class SchemeModel:
     thresholds: Thresholds | None = None
     top_k: int | None = None  # at most k sub-labels per item, decided at training (None = no cap)
     tuning: "TuningSet | None" = None  # what the thresholds were tuned on; None for models saved before
+    exclusive: bool = False  # the sub-label model is a softmax: the argmax decides (see module doc)
+    min_confidence: float | None = None  # exclusive: the argmax's softmax probability must reach this
 
     @property
     def targets(self) -> list[str]:
         return [self.gate_name, *self.labels]
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], skip_gate_negative: bool | None = None) -> np.ndarray:
+        """Joint probabilities. `skip_gate_negative`: the sub-label model scores only the items whose
+        gate fires (with the model's thresholds), the others get 0 for every sub-label; decisions are
+        unchanged (a sub-label never fires without its gate) and encoder passes are saved. None = on
+        for bert (its second encoder pass is the cost; issue #15), off for the cheap kinds; training's
+        own dev/test scoring passes False (its PR curves want every score)."""
+        if skip_gate_negative is None:
+            skip_gate_negative = self.kind == "bert"
         texts = list(texts)
         gate = self.gate_model.predict_proba(texts)[:, :1].astype(np.float32)
+        joint = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if self.label_model is None or not self.labels:
-            return np.hstack([gate, np.zeros((len(texts), len(self.labels)), dtype=np.float32)])
-        return np.hstack([gate, gate * self.label_model.predict_proba(texts).astype(np.float32)])
+            return np.hstack([gate, joint])
+        rows = np.arange(len(texts))
+        if skip_gate_negative and self.thresholds is not None:
+            rows = np.flatnonzero(decide(gate, self.thresholds.subset(slice(0, 1)))[:, 0])
+        if len(rows):
+            labels = self.label_model.predict_proba([texts[i] for i in rows]).astype(np.float32)
+            joint[rows] = gate[rows] * labels
+        return np.hstack([gate, joint])
 
     def shipped_targets(self) -> list[str]:
         return self.thresholds.label_names_shipped(self.targets)
@@ -109,6 +135,8 @@ class SchemeModel:
     def decide(self, probs: np.ndarray, top_k: int | None = None, texts: list[str] | None = None) -> np.ndarray:
         """Shipped labels over their thresholds; a sub-label only with its gate. top_k: None = the
         cap stored with the model (texts: unused, the same signature as EnsembleModel.decide)."""
+        if self.exclusive:
+            return gated_decide(argmax_scores(probs, self.min_confidence), self.thresholds, None)
         return gated_decide(probs, self.thresholds, self.top_k if top_k is None else top_k)
 
     def save(self, path: Path) -> Path:
@@ -122,6 +150,8 @@ class SchemeModel:
             "labels": self.labels,
             "has_label_model": self.label_model is not None,
             "top_k": self.top_k,
+            "exclusive": self.exclusive,
+            "min_confidence": self.min_confidence,
         }
         (path / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         write_thresholds(path, self.thresholds, self.targets)
@@ -138,8 +168,9 @@ class SchemeModel:
         gate_model = model_class.load(path / "gate")
         tuning = TuningSet.read(path / TUNING_FILE) if (path / TUNING_FILE).exists() else None
         return cls(
-            meta["kind"], meta["gate"], meta["labels"], gate_model, label_model, thresholds, meta.get("top_k"), tuning
-        )
+            meta["kind"], meta["gate"], meta["labels"], gate_model, label_model, thresholds, meta.get("top_k"), tuning,
+            meta.get("exclusive", False), meta.get("min_confidence"),
+        )  # fmt: skip
 
 
 def gated_decide(probs: np.ndarray, thresholds: Thresholds, top_k: int | None) -> np.ndarray:
@@ -150,6 +181,27 @@ def gated_decide(probs: np.ndarray, thresholds: Thresholds, top_k: int | None) -
     if top_k is not None:
         fired[:, 1:] &= decide(probs[:, 1:], thresholds.subset(slice(1, None)), top_k=top_k)
     return fired
+
+
+def argmax_scores(probs: np.ndarray, min_confidence: float | None = None) -> np.ndarray:
+    """Joint probabilities (gate, then sub-labels) with every sub-label but the most probable one
+    zeroed, and that one too when its share of the gate probability (the softmax probability) is
+    below `min_confidence`. What an exclusive scheme's per-label cuts are tuned on and applied to."""
+    probs = np.asarray(probs)
+    out = np.zeros_like(probs)
+    out[:, :1] = probs[:, :1]
+    if probs.shape[1] > 1 and len(probs):
+        rows, best = np.arange(len(probs)), probs[:, 1:].argmax(axis=1) + 1
+        top = probs[rows, best]
+        if min_confidence:
+            top = np.where(top >= min_confidence * probs[:, 0], top, 0.0)
+        out[rows, best] = top
+    return out
+
+
+def decision_scores(probs: np.ndarray, exclusive: bool, min_confidence: float | None = None) -> np.ndarray:
+    """The scores per-label cuts are tuned on: the joint probabilities, or their argmax (exclusive)."""
+    return argmax_scores(probs, min_confidence) if exclusive else np.asarray(probs)
 
 
 def write_thresholds(path: Path, thresholds: Thresholds | None, targets: list[str]) -> None:
@@ -242,25 +294,31 @@ def fit_scheme(
     dev: SplitData,
     on_epoch: EpochCallback | None = None,
     seconds: dict[str, float] | None = None,
+    exclusive: bool = False,
+    cache_dir: Path | None = None,
 ) -> SchemeModel:
-    """Gate model on every train row, sub-label model on the gate-positive ones (no thresholds yet)."""
+    """Gate model on every train row, sub-label model on the gate-positive ones (no thresholds yet);
+    exclusive: a softmax sub-label model, on the gate-positive rows that carry a sub-label."""
     seconds = {} if seconds is None else seconds
     started = time.perf_counter()
     gate_model = fit_task(
         kind, config, (train.texts, train.y[:, :1]), (dev.texts, dev.y[:, :1]),
-        on_epoch=(lambda e, m: on_epoch("gate", e, m)) if on_epoch else None,
+        on_epoch=(lambda e, m: on_epoch("gate", e, m)) if on_epoch else None, cache_dir=cache_dir,
     )  # fmt: skip
     seconds["train_gate"] = time.perf_counter() - started
     label_model = None
     train_pos, dev_pos = train.gate_positive(), dev.gate_positive()
+    if exclusive:  # a softmax has no "none of them": a row without a sub-label teaches it nothing
+        train_pos, dev_pos = (s.subset(np.flatnonzero(s.y[:, 1:].sum(axis=1) > 0)) for s in (train_pos, dev_pos))
     if labels and train_pos.texts:
         started = time.perf_counter()
         label_model = fit_task(
             kind, config, (train_pos.texts, train_pos.y[:, 1:]), (dev_pos.texts, dev_pos.y[:, 1:]),
-            on_epoch=(lambda e, m: on_epoch("labels", e, m)) if on_epoch else None,
+            on_epoch=(lambda e, m: on_epoch("labels", e, m)) if on_epoch else None, exclusive=exclusive,
+            cache_dir=cache_dir,
         )  # fmt: skip
         seconds["train_labels"] = time.perf_counter() - started
-    return SchemeModel(kind, gate_name, labels, gate_model, label_model)
+    return SchemeModel(kind, gate_name, labels, gate_model, label_model, exclusive=exclusive)
 
 
 def tuning_plan(kind: str, options: TrainingOptions, train: SplitData, manifest: dict) -> tuple[int, str]:
@@ -281,7 +339,14 @@ def tuning_plan(kind: str, options: TrainingOptions, train: SplitData, manifest:
 
 
 def out_of_fold(
-    kind: str, config: object, gate_name: str, labels: list[str], train: SplitData, dev: SplitData, folds: int
+    kind: str,
+    config: object,
+    gate_name: str,
+    labels: list[str],
+    train: SplitData,
+    dev: SplitData,
+    folds: int,
+    exclusive: bool = False,
 ) -> tuple[SplitData, np.ndarray, list[float]]:
     """Joint probabilities of every train item from a scheme model that did not see it: k models,
     each trained on the other folds and early-stopped on dev like the final one. Identical texts
@@ -292,7 +357,7 @@ def out_of_fold(
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=0)
     for fit_rows, held_rows in splitter.split(train.texts, groups=train.groups):
         started = time.perf_counter()
-        model = fit_scheme(kind, config, gate_name, labels, train.subset(fit_rows), dev)
+        model = fit_scheme(kind, config, gate_name, labels, train.subset(fit_rows), dev, exclusive=exclusive)
         probs[held_rows] = model.predict_proba([train.texts[i] for i in held_rows])
         seconds.append(time.perf_counter() - started)
     keep = np.flatnonzero(train.copy == 0)
@@ -308,37 +373,77 @@ def train_scheme_model(
 ) -> TrainingResult:
     """datasets/<scheme> → gate + sub-label models → thresholds (dev, plus out-of-fold train where
     affordable) → evaluation on test."""
+    return training_result(fit_and_score(kind, config, dataset_dir, options, on_epoch))
+
+
+@dataclass
+class Scored:
+    """A tuned scheme model with its dev and test probabilities: what a torchrun job's rank 0 saves
+    (train/distributed_train.py) and the Dagster side turns into a TrainingResult."""
+
+    model: SchemeModel
+    dataset_dir: Path
+    dev_probs: np.ndarray
+    test_probs: np.ndarray
+    seconds: dict[str, float]
+
+
+def fit_and_score(
+    kind: str,
+    config: object,
+    dataset_dir: Path,
+    options: TrainingOptions | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> Scored:
     options = options or TrainingOptions()
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
     gate_name, labels = "+".join(manifest["gate"]), manifest["labels"]
     train, dev, test = (SplitData.read(dataset_dir / f"{s}.parquet", labels) for s in ("train", "dev", "test"))
     seconds: dict[str, float] = {}
-    model = fit_scheme(kind, config, gate_name, labels, train, dev, on_epoch, seconds)
+    exclusive = is_exclusive(manifest)
+    cache_dir = dataset_dir / TOKEN_CACHE
+    model = fit_scheme(kind, config, gate_name, labels, train, dev, on_epoch, seconds, exclusive, cache_dir)
     model.top_k = options.top_k
+    model.min_confidence = options.min_argmax_confidence if exclusive else None
 
-    dev_probs = model.predict_proba(dev.texts)
+    dev_probs = model.predict_proba(dev.texts, skip_gate_negative=False)
     folds, note = tuning_plan(kind, options, train, manifest)
     tuning, tuning_y, source = TuningSet(dev.itemids, dev_probs), dev.y, "dev"
     if folds:
-        oof_rows, oof_probs, fold_seconds = out_of_fold(kind, config, gate_name, labels, train, dev, folds)
+        oof_rows, oof_probs, fold_seconds = out_of_fold(kind, config, gate_name, labels, train, dev, folds, exclusive)
         seconds |= {"oof": sum(fold_seconds), "oof_per_fold": sum(fold_seconds) / folds}
         tuning = TuningSet(oof_rows.itemids + dev.itemids, np.vstack([oof_probs, dev_probs]))
         tuning_y, source = np.vstack([oof_rows.y, dev.y]), f"oof({folds})+dev"
     model.tuning = tuning
     model.thresholds = tune_thresholds(
-        tuning_y, tuning.probs, mode=options.threshold_mode, precision_floor=options.precision_floor,
+        tuning_y, decision_scores(tuning.probs, exclusive, model.min_confidence), mode=options.threshold_mode, precision_floor=options.precision_floor,
         confidence=options.confidence, source=source, note=note,
     )  # fmt: skip
     started = time.perf_counter()
-    test_probs = model.predict_proba(test.texts)
+    test_probs = model.predict_proba(test.texts, skip_gate_negative=False)
     seconds["predict_test"] = time.perf_counter() - started
+    return Scored(model, dataset_dir, dev_probs, test_probs, seconds)
+
+
+def training_result(scored: Scored) -> TrainingResult:
+    """Dev and test evaluations of a scored model (the splits are read again: cheap next to training)."""
+    manifest = json.loads((scored.dataset_dir / "manifest.json").read_text(encoding="utf-8"))
+    model = scored.model
+    dev, test = (SplitData.read(scored.dataset_dir / f"{s}.parquet", manifest["labels"]) for s in ("dev", "test"))
     return TrainingResult(
         model=model,
-        dev=evaluate(dev.y, model.decide(dev_probs), dev_probs, model.targets, dev.texts, dev.itemids),
-        test=evaluate(test.y, model.decide(test_probs), test_probs, model.targets, test.texts, test.itemids),
+        dev=evaluate(dev.y, model.decide(scored.dev_probs), scored.dev_probs, model.targets, dev.texts, dev.itemids),
+        test=evaluate(
+            test.y, model.decide(scored.test_probs), scored.test_probs, model.targets, test.texts, test.itemids
+        ),
         rare_labels=list(manifest.get("rare_labels", [])),
-        seconds=seconds,
+        seconds=scored.seconds,
     )
+
+
+def is_exclusive(manifest: dict) -> bool:
+    """The scheme declared `exclusive: true` (datasets written before the key: no)."""
+    return bool((manifest.get("exclusive") or {}).get("declared", False))
 
 
 def score_on_split(model, data: SplitData, metric: str = "micro_f1", targets: list[str] | None = None) -> float:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagster_autotag.train.configs import TextCNNConfig
+from dagster_autotag.train.tokens import host_batch, to_device
 from dagster_autotag.train.vocab import PAD_ID, Vocab, load_vectors, read_vector_tokens, vector_coverage
 
 logger = logging.getLogger(__name__)
@@ -193,15 +194,19 @@ def _logits(
     together so trimming pays off. With `tables`, through `forward_fused`."""
     order = np.argsort((ids != PAD_ID).sum(axis=1), kind="stable")
     out = torch.empty((len(ids), model.head.out_features), dtype=torch.float32)
+    device = next(model.parameters()).device
     for start in range(0, len(ids), batch_size):
         idx = order[start : start + batch_size]
-        batch = _trimmed(ids[idx], top_k)
-        out[torch.from_numpy(idx)] = model(batch) if tables is None else model.forward_fused(batch, tables)
+        (batch,) = to_device(host_batch((_trimmed(ids[idx], top_k),), device), device)
+        logits = model(batch) if tables is None else model.forward_fused(batch, tables)
+        out[torch.from_numpy(idx)] = logits.float().cpu()
     return out
 
 
 def _tables_or_none(model: TextCNN) -> list[torch.Tensor] | None:
-    return model.fused_tables() if model.fused_bytes() <= FUSED_MAX_BYTES else None
+    """The fused tables pay on CPU cores; a GPU runs the convolutions directly."""
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    return model.fused_tables() if on_cpu and model.fused_bytes() <= FUSED_MAX_BYTES else None
 
 
 @dataclass
@@ -213,6 +218,7 @@ class TrainedTextCNN:
     history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     embedding_coverage: float | None = None
+    exclusive: bool = False  # a softmax over the labels (one per text) instead of one sigmoid each
     # Built on the first predict_proba: the model is final once trained or loaded.
     _tables: list[torch.Tensor] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -223,7 +229,8 @@ class TrainedTextCNN:
         with torch.inference_mode():
             if self._tables is None:
                 self._tables = _tables_or_none(self.model)
-            return torch.sigmoid(_logits(self.model, ids, batch_size, self.config.top_k, self._tables)).numpy()
+            logits = _logits(self.model, ids, batch_size, self.config.top_k, self._tables)
+            return _activate(logits, self.exclusive).numpy()
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -237,6 +244,7 @@ class TrainedTextCNN:
             "history": self.history,
             "best_epoch": self.best_epoch,
             "embedding_coverage": self.embedding_coverage,
+            "exclusive": self.exclusive,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         return directory
@@ -251,8 +259,9 @@ class TrainedTextCNN:
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         model.eval()
         return cls(
-            model, vocab, config, meta["label_names"], meta["history"], meta["best_epoch"], meta["embedding_coverage"]
-        )
+            model, vocab, config, meta["label_names"], meta["history"], meta["best_epoch"], meta["embedding_coverage"],
+            meta.get("exclusive", False),
+        )  # fmt: skip
 
 
 def _build_model(
@@ -309,11 +318,14 @@ def train_textcnn(
     config: TextCNNConfig | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     label_names: Sequence[str] | None = None,
+    exclusive: bool = False,
 ) -> TrainedTextCNN:
     """Train on (train_texts, train_y (n, L) 0/1); keep the weights of the epoch with the best dev micro-F1.
 
     `on_epoch(epoch, metrics)` gets train_loss, dev_loss (same pos-weighted BCE as training),
     dev_micro_f1 (at config.threshold), lr and seconds after every epoch. Sets torch's global thread count.
+    `exclusive`: softmax cross-entropy over the labels (a row with several: its labels share the
+    target mass), dev micro-F1 of the argmax.
     """
     config = config or TextCNNConfig()
     train_y = np.asarray(train_y, dtype=np.float32)
@@ -328,16 +340,22 @@ def train_textcnn(
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     vocab = Vocab.build(train_texts, config.tokenizer, config.min_freq, config.max_vocab, config.lowercase)
     vectors, embed_dim, coverage = _embeddings(config, vocab)
-    model = _build_model(config, len(vocab), num_labels, embed_dim, vectors)
+    model = _build_model(config, len(vocab), num_labels, embed_dim, vectors).to(device)
     max_len = config.effective_max_len
     train_ids = vocab.encode_batch(train_texts, max_len)
     dev_ids = vocab.encode_batch(dev_texts, max_len)
     train_t, dev_t = torch.from_numpy(train_y), torch.from_numpy(dev_y)
 
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.from_numpy(pos_weights(train_y, config.pos_weight_cap)))
+    if exclusive:
+        train_t, dev_t = _shares(train_t), _shares(dev_t)
+        loss_fn = nn.CrossEntropyLoss()
+    else:
+        weights = torch.from_numpy(pos_weights(train_y, config.pos_weight_cap)).to(device)
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=weights)
     optimizers = _optimizers(model, config)
     schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=config.lr_decay) for o in optimizers]
 
@@ -353,7 +371,11 @@ def train_textcnn(
             idx = perm[start : start + config.batch_size]
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(_trimmed(train_ids[idx], config.top_k)), train_t[torch.from_numpy(idx)])
+            # pinned host memory and a non-blocking copy on a GPU (train/tokens.py); plain tensors on CPU
+            batch, targets = to_device(
+                host_batch((_trimmed(train_ids[idx], config.top_k), train_t[torch.from_numpy(idx)]), device), device
+            )
+            loss = loss_fn(model(batch), targets)
             loss.backward()
             for optimizer in optimizers:
                 optimizer.step()
@@ -365,8 +387,8 @@ def train_textcnn(
         model.eval()
         with torch.inference_mode():
             dev_logits = _logits(model, dev_ids, 1024, config.top_k, _tables_or_none(model))
-            dev_loss = float(loss_fn(dev_logits, dev_t)) if len(dev_ids) else float("nan")
-        dev_f1 = micro_f1(dev_y, torch.sigmoid(dev_logits).numpy() >= config.threshold)
+            dev_loss = float(loss_fn(dev_logits.to(device), dev_t.to(device))) if len(dev_ids) else float("nan")
+        dev_f1 = micro_f1(dev_y, _fired(_activate(dev_logits, exclusive).numpy(), config.threshold, exclusive))
         metrics = {
             "train_loss": total / max(seen, 1),
             "dev_loss": dev_loss,
@@ -384,5 +406,24 @@ def train_textcnn(
             break
 
     model.load_state_dict(best_state)
-    model.eval()
-    return TrainedTextCNN(model, vocab, config, label_names, history, best_epoch, coverage)
+    model.to("cpu").eval()  # served on CPU, through the fused tables
+    return TrainedTextCNN(model, vocab, config, label_names, history, best_epoch, coverage, exclusive)
+
+
+def _activate(logits: torch.Tensor, exclusive: bool) -> torch.Tensor:
+    return torch.softmax(logits, dim=1) if exclusive else torch.sigmoid(logits)
+
+
+def _shares(targets: torch.Tensor) -> torch.Tensor:
+    """Multi-hot rows → distributions for soft-target cross-entropy (an all-zero row stays zero: no loss)."""
+    return targets / targets.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def _fired(probs: np.ndarray, threshold: float, exclusive: bool) -> np.ndarray:
+    """Decisions for the dev metric: the argmax for a softmax, each label over the cut otherwise."""
+    if not exclusive:
+        return probs >= threshold
+    fired = np.zeros(probs.shape, dtype=bool)
+    if len(probs):
+        fired[np.arange(len(probs)), probs.argmax(axis=1)] = True
+    return fired

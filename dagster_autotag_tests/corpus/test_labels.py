@@ -174,6 +174,12 @@ def test_a_scheme_sets_its_inference_budget_or_none():
     }
     schemes = parse_corpus_config(raw).schemes
     assert schemes["fast"].inference_budget_s_per_100k == 60.0 and schemes["any"].inference_budget_s_per_100k is None
+    assert not schemes["fast"].exclusive  # multi-label unless declared
+
+
+def test_a_scheme_declares_itself_exclusive():
+    raw = {"schemes": {"topics": {"gate": ["a"], "label_level": 2, "exclusive": True}}}
+    assert parse_corpus_config(raw).scheme("topics").exclusive
 
 
 def test_config_override_by_environment(tmp_path, monkeypatch):
@@ -193,6 +199,7 @@ def test_config_override_by_environment(tmp_path, monkeypatch):
         ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "labels": ["b/c"]}}}, "outside the gate"),
         ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "lables": []}}}, "unknown keys"),
         ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "inference_budget_s_per_100k": 0}}}, "positive number"),
+        ({"schemes": {"s": {"gate": ["a"], "label_level": 2, "exclusive": "yes"}}}, "exclusive must be true or false"),
         ({"rules": [{"label": "x", "pattern": "(?<=a)b"}]}, "does not compile"),
         ({"rules": [{"label": "x"}]}, "needs a label and a pattern"),
         ({"input_text": {"fields": [{"name": "body", "max_chars": 10}]}}, "must be one of"),

@@ -76,7 +76,7 @@ def test_knn_round_trips_through_the_mlflow_registry(knn, tmp_path, monkeypatch)
     with mlflow.start_run():
         logged = log_scheme_model(knn.model.save(tmp_path / "m"), name, texts)
     pyfunc = mlflow.pyfunc.load_model(logged.model_uri)
-    out = pyfunc.predict(pd.DataFrame({"text": texts}))
+    out = pyfunc.predict(pd.DataFrame({"text": texts}), params={"output": "probabilities"})
     assert list(out.columns) == [GATE, *LABELS]
     np.testing.assert_allclose(out.to_numpy(), knn.model.predict_proba(texts), atol=1e-5)
     assert isinstance(load_scheme_model(logged.model_uri).label_model, KNNModel)

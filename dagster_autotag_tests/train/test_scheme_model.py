@@ -13,6 +13,7 @@ from dagster_autotag.train.linear import LinearConfig
 from dagster_autotag.train.registry import (
     CHALLENGER,
     CHAMPION,
+    champion_targets,
     load_scheme_model,
     log_scheme_model,
     promote,
@@ -215,13 +216,21 @@ def test_register_promote_and_load_the_champion(linear, dataset, tmp_path, monke
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == first.version
     assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == second.version
 
-    # the champion predicts raw text as a plain pyfunc: one probability column per target
+    # the champion labels raw text as a plain pyfunc: shipped labels and their scores
     champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    out = champion.predict(pl.DataFrame({"text": ["新车谍照曝光", "机油保养技巧"]}).to_pandas())
-    assert list(out.columns) == [GATE, *LABELS]
-    assert out.iloc[0][GATE] > 0.5 > out.iloc[1][GATE]
-    decisions = champion.unwrap_python_model().decide(out)
+    texts = pl.DataFrame({"text": ["新车谍照曝光", "机油保养技巧"]}).to_pandas()
+    out = champion.predict(texts)
+    assert list(out.columns) == ["labels", "gate", "scores"]
+    assert list(out.loc[0, "labels"][:2]) == [GATE, "新车资讯/谍照"] and list(out.loc[1, "labels"]) == []
+    assert out.loc[0, "gate"] and not out.loc[1, "gate"] and "新车资讯/新车到店" not in out.loc[0, "scores"]
+    # and, asked for them, one probability column per target, which decide() turns into the same labels
+    probs = champion.predict(texts, params={"output": "probabilities"})
+    assert list(probs.columns) == [GATE, *LABELS]
+    assert probs.iloc[0][GATE] > 0.5 > probs.iloc[1][GATE]
+    assert probs.iloc[0][GATE] == pytest.approx(out.loc[0, "scores"][GATE], abs=1e-6)
+    decisions = champion.unwrap_python_model().decide(probs)
     assert bool(decisions.iloc[0]["新车资讯/谍照"]) and not decisions.iloc[1].any()
+    assert champion_targets(name) == (first.version, [GATE, *LABELS])  # from the logged metadata
 
 
 def test_top_k_caps_sub_labels_and_travels_with_the_model(dataset, tmp_path):
@@ -287,3 +296,31 @@ def test_a_champion_trained_before_the_taxonomy_changed_is_scored_over_both_labe
     same = SplitData.read(dataset / "test.parquet", LABELS)
     assert score < score_on_split(linear.model, same, "micro_recall", [GATE, *LABELS])
     assert score_on_split(linear.model, same, "micro_f1", [GATE, *LABELS]) == score_on_split(linear.model, same)
+
+
+def test_skipping_gate_negative_items_keeps_every_decision():
+    """The sub-label model sees only the items whose gate fires; their decisions are unchanged."""
+    from dagster_autotag.train.scheme_model import SchemeModel
+    from dagster_autotag.train.thresholds import tune_thresholds
+
+    class Fixed:
+        def __init__(self, probs):
+            self.probs, self.seen = probs, []
+
+        def predict_proba(self, texts):
+            self.seen.append(list(texts))
+            return self.probs[[int(t) for t in texts]]
+
+    rng = np.random.default_rng(0)
+    gate, labels = rng.random((200, 1)), rng.random((200, 2))
+    y = (np.hstack([gate, gate * labels]) + rng.normal(0, 0.1, (200, 3)) > 0.4).astype(np.float32)
+    model = SchemeModel("bert", "g", ["g/a", "g/b"], Fixed(gate), Fixed(labels))
+    texts = [str(i) for i in range(200)]
+    full = model.predict_proba(texts)  # no thresholds yet: every item
+    model.thresholds = tune_thresholds(y, full, mode="f1", confidence=0)
+    skipped = model.predict_proba(texts)  # bert: skipped by default once thresholds exist
+    gate_fired = model.decide(full)[:, 0]
+    assert 0 < gate_fired.sum() < 200 and len(model.label_model.seen[-1]) == gate_fired.sum()
+    np.testing.assert_array_equal(model.decide(skipped), model.decide(full))
+    assert (skipped[~gate_fired, 1:] == 0).all() and np.allclose(skipped[gate_fired], full[gate_fired])
+    np.testing.assert_array_equal(model.predict_proba(texts, skip_gate_negative=False), full)
