@@ -75,3 +75,33 @@ def test_asset_config_falls_back_to_the_environment_model_dir(tmp_path, monkeypa
     monkeypatch.setenv(BERT_DIR_ENV, str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="missing"):
         BertRunConfig().to_dataclass()
+
+
+@pytest.mark.parametrize(("inference", "tolerance"), [("onnx", 1e-4), ("onnx_int8", 0.05)])
+def test_onnx_runtime_inference_matches_pytorch(trained, tmp_path, inference, tolerance):
+    """Saved with inference=onnx/onnx_int8, the model loads onto ONNX Runtime and gives PyTorch's
+    probabilities (int8: within quantisation error) and the same decisions at 0.5 on most items."""
+    from dataclasses import replace
+
+    model, dev_x, _, _ = trained
+    exported = TrainedBert(model.model, model.tokenizer, replace(model.config, inference=inference), model.history)
+    exported.save(tmp_path / "bert")
+    loaded = TrainedBert.load(tmp_path / "bert", device="cpu")
+    assert loaded.onnx is not None
+    expected, got = model.predict_proba(dev_x), loaded.predict_proba(dev_x)
+    assert np.abs(got - expected).max() <= tolerance
+    assert ((got >= 0.5) == (expected >= 0.5)).mean() >= 0.95
+
+
+def test_onnx_runtime_serves_an_exclusive_head_as_a_softmax(trained, tmp_path):
+    """An exclusive scheme's head saved with inference=onnx: ONNX Runtime gives the same softmax."""
+    from dataclasses import replace
+
+    model, dev_x, _, _ = trained
+    softmax = TrainedBert(model.model, model.tokenizer, replace(model.config, inference="onnx"), exclusive=True)
+    softmax.save(tmp_path / "bert")
+    loaded = TrainedBert.load(tmp_path / "bert", device="cpu")
+    assert loaded.onnx is not None and loaded.exclusive
+    expected, got = softmax.predict_proba(dev_x), loaded.predict_proba(dev_x)
+    assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(got - expected).max() <= 1e-4
