@@ -3,6 +3,8 @@
     autotag sample-data --days 7 [--start YYYY-MM-DD] [--items-per-day 2000] [--seed 0]
                         [--quoting nul|csv] [--home PATH]
     autotag demo [--days 7] [--start YYYY-MM-DD] [--items-per-day 2000] [--seed 0] [--home PATH]
+    autotag serve [--schemes p0_newcar,p1_guide] [--host 127.0.0.1] [--port 8000] [--pin SCHEME=KIND[:VERSION]]
+    autotag rollback --scheme p0_newcar --kind linear --to 3 --why "…"
 
 Heavy imports (dagster, numpy, …) happen inside the commands so `autotag --help` stays instant.
 """
@@ -167,9 +169,83 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
+# ---- serve --------------------------------------------------------------------------------------
+
+
+def _scheme_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected scheme names separated by commas, got {text!r}")
+    return names
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="HTTP labelling service over each scheme's serving model (MLflow registry)",
+        description="POST /v1/label, GET /healthz, /v1/models, /metrics. Each scheme is served by the model "
+        "the registry's serving decision names (as the daily predictions use), reloaded in the background when "
+        "it moves. Set AUTOTAG_API_TOKEN to require `Authorization: Bearer <token>`.",
+    )
+    p.add_argument("--schemes", type=_scheme_list, default=[], help="comma-separated (default: every scheme)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=_int_in(1, 65535), default=8000)
+    p.add_argument(
+        "--pin", action="append", default=[], metavar="SCHEME=KIND[:VERSION]",
+        help="serve that kind's champion or exactly that version instead of the measured choice (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--max-items", type=_int_in(1, 100_000), default=256, help="items per request (default 256)")
+    p.add_argument("--max-field-chars", type=_int_in(1, 10_000_000), default=20_000, help="characters per text")
+    p.add_argument("--poll-s", type=float, default=30.0, help="seconds between registry checks (default 30)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _add_home_option(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _apply_home(args)
+    from dagster_autotag.serve.main import build_settings, serve
+    from dagster_autotag.serve.settings import parse_pins
+
+    settings, corpus = build_settings(
+        args.schemes, parse_pins(args.pin), args.host, args.port, max_items=args.max_items,
+        max_field_chars=args.max_field_chars, poll_s=args.poll_s,
+    )  # fmt: skip
+    serve(settings, corpus, args.log_level)
+    return 0
+
+
+# ---- rollback -----------------------------------------------------------------------------------
+
+
+def _add_rollback(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rollback",
+        help="move a kind's champion alias back to an earlier registered version (audit-logged)",
+        description="Points `champion` of autotag.<scheme>.<kind> at --to; the serving decision then follows "
+        "(the next daily run or `autotag serve` re-decides). Written to the audit log with --why.",
+    )
+    p.add_argument("--scheme", required=True)
+    p.add_argument("--kind", required=True, help="linear, textcnn, bert, knn or ensemble")
+    p.add_argument("--to", required=True, type=_int_in(1, 10**9), help="the registered version to serve")
+    p.add_argument("--why", required=True, help="the reason, kept in the audit log")
+    _add_home_option(p)
+    p.set_defaults(func=cmd_rollback)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    _apply_home(args)
+    from dagster_autotag.predict.rollback import rollback_champion
+    from dagster_autotag.train.registry import default_tracking_uri
+
+    change = rollback_champion(default_tracking_uri(), args.scheme, args.kind, str(args.to), args.why)
+    print(change.describe())
+    return 0
+
+
 # ---- entry point ----------------------------------------------------------------------------------
 
-COMMANDS = (_add_sample_data, _add_demo)
+COMMANDS = (_add_sample_data, _add_demo, _add_serve, _add_rollback)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,10 @@ autotag.<scheme>.<kind>) is a candidate; predict/serving.py chooses among them b
 decision is kept on the versionless registered model autotag.<scheme> (tags `serving.*`), decided again
 when any kind's champion moves. A run config may pin a kind or a version instead.
 
+The record is a dozen tags written one by one: reading it, deciding and writing it happen under
+the lock of autotag.<scheme> (train/store.py), so seven partitions predicted at once decide once
+and never read a record half-written by another run.
+
 No Dagster; mlflow is imported inside functions (1–2 s), like train/registry.py.
 """
 
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster_autotag.corpus.dataset import MANIFEST
+from dagster_autotag.predict.model_changes import lake_of_dataset, model_changes_path, record_change
 from dagster_autotag.predict.serving import (
     Candidate,
     ServingError,
@@ -26,6 +31,7 @@ from dagster_autotag.predict.serving import (
 )
 from dagster_autotag.train.configs import TrainingOptions
 from dagster_autotag.train.registry import CHAMPION, load_scheme_model, registered_model_name
+from dagster_autotag.train.store import open_store, registry_lock
 
 DEFAULT_METRIC = TrainingOptions().promotion_metric
 Log = Callable[[str], None]
@@ -52,9 +58,14 @@ class Champion:
     version: str
     run_id: str
     model: object  # SchemeModel or EnsembleModel
+    masked: tuple[str, ...] = ()  # targets retired from the taxonomy since training: not shipped today
 
     def describe(self) -> str:
         return f"{self.name} v{self.version} (run {self.run_id})"
+
+    def profile_id(self) -> str:
+        """What its label profile depends on: the version, and the targets masked in this run."""
+        return self.describe() + (f" masked {sorted(self.masked)}" if self.masked else "")
 
 
 @dataclass
@@ -124,10 +135,14 @@ def read_serving_record(client, scheme: str) -> ServingRecord | None:
     return ServingRecord.from_tags(scheme, model.tags)
 
 
-def write_serving_record(client, record: ServingRecord) -> None:
-    """Creates autotag.<scheme> (no versions) on first use, then sets its `serving.*` tags."""
+def write_serving_record(
+    client, record: ServingRecord, source: str = "serving decision", audit_log: Path | None = None
+) -> None:
+    """Creates autotag.<scheme> (no versions) on first use, then sets its `serving.*` tags. A decision
+    that changes the serving model goes to the audit log (predict/model_changes.py)."""
     from mlflow.exceptions import MlflowException
 
+    previous = read_serving_record(client, record.scheme)
     name = serving_model_name(record.scheme)
     try:
         client.get_registered_model(name)
@@ -142,6 +157,11 @@ def write_serving_record(client, record: ServingRecord) -> None:
             client.get_registered_model(name)
     for key, value in record.to_tags().items():
         client.set_registered_model_tag(name, key, value)
+    if previous is None or (previous.name, previous.version) != (record.name, record.version):
+        record_change(
+            record.scheme, "serving", record.name, record.version, record.reason, source,
+            None if previous is None else previous.describe(), audit_log,
+        )  # fmt: skip
 
 
 def read_test_split(scheme: str, dataset_dir: Path):
@@ -209,7 +229,7 @@ def decide_serving(
     write_serving_record). Raises NoChampionError without any champion, ServingError when none may serve."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(open_store(tracking_uri))
     client = mlflow.MlflowClient(tracking_uri)
     champions = current_champions(client, scheme)
     if not champions:
@@ -223,6 +243,26 @@ def decide_serving(
     return Serving(Champion(scheme, c.kind, c.name, c.version, c.run_id, models[c.kind]), record, "decided now")
 
 
+def decide_and_record(
+    tracking_uri: str,
+    scheme: str,
+    dataset_dir: Path,
+    budget_s_per_100k: float | None,
+    metric: str = DEFAULT_METRIC,
+    log: Log = logger.info,
+    source: str = "serving decision",
+) -> Serving:
+    """decide_serving, then write_serving_record (a change goes to the lake's audit log), under the
+    scheme's serving lock."""
+    import mlflow
+
+    with registry_lock(open_store(tracking_uri), serving_model_name(scheme)):
+        serving = decide_serving(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log)
+        audit_log = model_changes_path(lake_of_dataset(dataset_dir))
+        write_serving_record(mlflow.MlflowClient(tracking_uri), serving.record, source, audit_log)
+    return serving
+
+
 def resolve_serving(
     tracking_uri: str,
     scheme: str,
@@ -231,33 +271,49 @@ def resolve_serving(
     pin: str | None = None,
     write: bool = True,
     log: Log = logger.info,
+    source: str = "serving decision",
 ) -> Serving:
     """The model that predicts `scheme`: the pinned one; else the registry's decision while it holds;
     else decided now (scoring every champion on the dataset's test split) and, when `write`, recorded."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(open_store(tracking_uri))
     client = mlflow.MlflowClient(tracking_uri)
     if pin is not None:
-        return pinned_serving(client, scheme, pin, budget_s_per_100k)
+        serving = pinned_serving(client, scheme, pin, budget_s_per_100k)
+        record = read_serving_record(client, scheme)
+        c = serving.champion
+        record_change(
+            scheme, "pin", c.name, c.version, f"pinned to {pin}: {serving.record.reason}", source,
+            None if record is None else record.describe(), model_changes_path(lake_of_dataset(dataset_dir)),
+        )  # fmt: skip
+        return serving
+    with registry_lock(tracking_uri, serving_model_name(scheme)):
+        record, stale = recorded_serving(client, scheme, budget_s_per_100k)
+        if stale is not None:
+            log(f"{scheme}: deciding which model serves ({stale})")
+            metric = record.metric if record is not None else DEFAULT_METRIC
+            serving = decide_serving(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log)
+            if write:
+                audit_log = model_changes_path(lake_of_dataset(dataset_dir))
+                write_serving_record(client, serving.record, source, audit_log)
+            serving.source = f"decided now ({stale})" + ("" if write else "; not recorded: this run's budget overrides")
+            return serving
+    model = load_scheme_model(f"models:/{record.name}/{record.version}")  # a version: fixed once read
+    champion = Champion(scheme, record.kind, record.name, record.version, record.run_id, model)
+    return Serving(champion, record, f"registry ({serving_model_name(scheme)}, decided {record.decided_at})")
+
+
+def recorded_serving(client, scheme: str, budget_s_per_100k: float | None) -> tuple[ServingRecord | None, str | None]:
+    """(the registry's decision, why it no longer holds or None). Raises NoChampionError without champions."""
     record = read_serving_record(client, scheme)
     champions = current_champions(client, scheme)
     if not champions:
         raise NoChampionError(no_champion_message(scheme))
+    if record is None:
+        return None, "no decision recorded"
     versions = {kind: version for kind, (_, version, _) in champions.items()}
-    device = inference_device()
-    stale = "no decision recorded" if record is None else record.stale_because(versions, device, budget_s_per_100k)
-    if stale is None:
-        model = load_scheme_model(f"models:/{record.name}/{record.version}")
-        champion = Champion(scheme, record.kind, record.name, record.version, record.run_id, model)
-        return Serving(champion, record, f"registry ({serving_model_name(scheme)}, decided {record.decided_at})")
-    log(f"{scheme}: deciding which model serves ({stale})")
-    metric = record.metric if record is not None else DEFAULT_METRIC
-    serving = decide_serving(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log)
-    if write:
-        write_serving_record(client, serving.record)
-    serving.source = f"decided now ({stale})" + ("" if write else "; not recorded: this run's budget overrides")
-    return serving
+    return record, record.stale_because(versions, inference_device(), budget_s_per_100k)
 
 
 def pinned_serving(client, scheme: str, pin: str, budget_s_per_100k: float | None) -> Serving:
@@ -284,7 +340,7 @@ def load_champion(tracking_uri: str, scheme: str, kinds: list[str]) -> Champion:
     not the alias, so the model that predicts is the one named even if promotion moves the alias meanwhile."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(open_store(tracking_uri))
     kind, name, version, run_id = find_champion(mlflow.MlflowClient(tracking_uri), scheme, kinds)
     return Champion(scheme, kind, name, version, run_id, load_scheme_model(f"models:/{name}/{version}"))
 
@@ -298,9 +354,11 @@ def load_servings(
     budget_overrides: Mapping[str, float | None] | None = None,
     skip_missing: bool = False,
     log: Log = logger.info,
+    source: str = "serving decision",
 ) -> tuple[list[Serving], list[str]]:
     """(servings, messages of the schemes skipped) for `schemes` (empty: every scheme of `budgets`, which
-    maps each scheme to its inference budget). `pins`: scheme → "kind" or "kind:version". A run's budget
+    maps each scheme to its inference budget). `pins`: scheme → "kind" or "kind:version" (each pinned run
+    is written to the audit log as a `pin`; `source` says who ran it). A run's budget
     override decides for that run only (not recorded). Raises MissingChampionsError when a scheme has
     no champion, unless `skip_missing` and another has one."""
     pins, budget_overrides = pins or {}, budget_overrides or {}
@@ -314,7 +372,7 @@ def load_servings(
         budget = budget_overrides[scheme] if overridden else budgets[scheme]
         try:
             serving = resolve_serving(
-                tracking_uri, scheme, datasets_dir / scheme, budget, pins.get(scheme), not overridden, log
+                tracking_uri, scheme, datasets_dir / scheme, budget, pins.get(scheme), not overridden, log, source
             )
         except NoChampionError as exc:
             missing.append(str(exc))
