@@ -11,6 +11,7 @@ publishing the same partition on its own refuses too (run config `force: true` o
 import json
 import shutil
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,18 +20,22 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from dagster_autotag.alerts.webhook import Alert, send_alert
 from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.lake import PART_FILE, partition_dir, read_partition, staged_partition, write_parquet
 from dagster_autotag.layers import (
+    CLEAN_LAYER,
     CORPUS_ITEMS,
     CORPUS_LAYER,
     DAILY_LABELS,
     DATASETS_LAYER,
     PREDICTIONS_LAYER,
     PUBLISHED_LAYER,
+    TAGS,
 )
 from dagster_autotag.metadata import check_specs, counts_table, path_value, preview, table_value
 from dagster_autotag.partitions import daily_partitions
+from dagster_autotag.pools import TRAINING_POOL, pool_metadata
 from dagster_autotag.predict.batch import (
     MODEL_SCHEMA,
     PREDICTION_SCHEMA,
@@ -44,10 +49,10 @@ from dagster_autotag.predict.champion import (
     MissingChampionsError,
     NoChampionError,
     Serving,
-    decide_serving,
+    decide_and_record,
+    load_champion,
     load_servings,
     serving_model_name,
-    write_serving_record,
 )
 from dagster_autotag.predict.inputs import corpus_input_drift
 from dagster_autotag.predict.reference import (
@@ -57,6 +62,7 @@ from dagster_autotag.predict.reference import (
     prediction_profile,
 )
 from dagster_autotag.predict.serving import ServingError
+from dagster_autotag.predict.taxonomy import TaxonomyDifference, current_targets, mask_retired, taxonomy_difference
 from dagster_autotag.quality.drift import (
     ERROR,
     OK,
@@ -68,7 +74,7 @@ from dagster_autotag.quality.drift import (
     worst,
 )
 from dagster_autotag.resources import LakeResource, MlflowResource
-from dagster_autotag.train.assets import TRAINING_POOL, enabled_kinds
+from dagster_autotag.train.assets import enabled_kinds
 
 LABELS_KEY = dg.AssetKey([PREDICTIONS_LAYER, DAILY_LABELS])
 PUBLISHED_KEY = dg.AssetKey([PREDICTIONS_LAYER, PUBLISHED_LAYER])
@@ -76,7 +82,10 @@ CORPUS_ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
 GROUP = "predictions"
 DRIFT_FILE = "drift.json"
 REFERENCE_CACHE = Path(PREDICTIONS_LAYER) / "_reference"  # under the lake: label profiles per champion and dataset
-TABLE_COLUMNS = ["scheme", *PREDICTION_SCHEMA, *MODEL_SCHEMA]
+# runner_up_labels: a second, cheap kind's labels where the run config names one (else null); review/tasks
+# sends the items where it disagrees with the serving model as hard cases
+RUNNER_UP_LABELS = "runner_up_labels"
+TABLE_COLUMNS = ["scheme", *PREDICTION_SCHEMA, *MODEL_SCHEMA, RUNNER_UP_LABELS]
 CORPUS_COLUMNS = ["itemid", "dtype", "text", "rule_labels", "has_asr", "has_ocr"]
 CHECK_SEVERITY = {WARN: dg.AssetCheckSeverity.WARN, ERROR: dg.AssetCheckSeverity.ERROR}
 
@@ -95,6 +104,11 @@ class PredictRunConfig(dg.Config):
         {},
         description="scheme → inference budget (seconds per 100k items) for this run instead of the scheme's "
         "(corpus.yaml); a run that overrides decides for itself and leaves the registry's decision alone",
+    )
+    runner_up_kinds: dict[str, str] = Field(
+        {},
+        description="scheme → a second, cheap kind (e.g. linear) whose champion labels the day too, into "
+        "runner_up_labels; review/tasks sends the items where the two disagree as hard cases",
     )
     skip_schemes_without_champion: bool = Field(False, description="skip (and warn) instead of failing the run")
     batch_size: int = 4096
@@ -137,6 +151,7 @@ def build_prediction_assets(schemes: list[Scheme]) -> list[dg.AssetsDefinition]:
 def build_daily_labels_asset(schemes: list[Scheme]) -> dg.AssetsDefinition:
     names = [s.name for s in schemes]
     budgets = {s.name: s.inference_budget_s_per_100k for s in schemes}
+    by_name = {s.name: s for s in schemes}
 
     @dg.asset(
         key=LABELS_KEY,
@@ -169,8 +184,15 @@ def build_daily_labels_asset(schemes: list[Scheme]) -> dg.AssetsDefinition:
         root = lake.lake()
         corpus = read_partition(root, CORPUS_LAYER, CORPUS_ITEMS, dt).select(CORPUS_COLUMNS).collect()
         servings = resolve_servings(context, config, mlflow.uri(), budgets, root / DATASETS_LAYER)
+        changes = {s.champion.scheme: day_taxonomy(context, root, dt, by_name[s.champion.scheme], s) for s in servings}
+        for serving in servings:  # a label retired since training is not shipped today
+            retired = changes[serving.champion.scheme].retired
+            serving.champion = replace(
+                serving.champion, model=mask_retired(serving.champion.model, retired), masked=tuple(retired)
+            )
         champions = [s.champion for s in servings]
-        table, drifts, seconds = predict_schemes(context, champions, corpus, root, config)
+        runners_up = load_runners_up(context, config, mlflow.uri(), champions)
+        table, drifts, seconds = predict_schemes(context, champions, corpus, root, config, runners_up)
         inputs = corpus_input_drift(root, dt, corpus, config.input_reference_days, config.thresholds())
         label_severity, label_check = label_drift_check(drifts, config.thresholds())
         verdict = {
@@ -181,14 +203,24 @@ def build_daily_labels_asset(schemes: list[Scheme]) -> dg.AssetsDefinition:
         with staged_partition(root, PREDICTIONS_LAYER, DAILY_LABELS, dt) as staging:
             write_parquet(table.to_arrow(), staging / PART_FILE)
             (staging / DRIFT_FILE).write_text(json.dumps(verdict, ensure_ascii=False, indent=1), encoding="utf-8")
+        if label_severity == ERROR:
+            alerted = send_alert(drift_alert(dt, context.run.run_id, label_check))
+            context.log.info(f"label_drift ERROR for {dt}; alert webhook: {alerted}")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": table.height,
                 "items": corpus.height,
                 **{f"champion/{c.scheme}": c.describe() for c in champions},
+                **{f"runner_up/{scheme}": c.describe() for scheme, c in runners_up.items()},
                 **{f"serving/{s.champion.scheme}": dg.MetadataValue.md(serving_markdown(s)) for s in servings},
                 "models": dg.MetadataValue.json(
-                    {s.champion.scheme: model_json(s, seconds[s.champion.scheme], corpus.height) for s in servings}
+                    {
+                        s.champion.scheme: {
+                            **model_json(s, seconds[s.champion.scheme], corpus.height),
+                            "taxonomy": changes[s.champion.scheme].to_dict(),
+                        }
+                        for s in servings
+                    }
                 ),
                 "label_counts": counts_table(label_counts(table, corpus), key="scheme: label"),
                 "label_drift": verdict["label_drift"],
@@ -238,6 +270,22 @@ def build_published_asset() -> dg.AssetsDefinition:
     return published
 
 
+def day_taxonomy(
+    context: dg.AssetExecutionContext, root: Path, dt: str, scheme: Scheme, serving: Serving
+) -> TaxonomyDifference:
+    """The serving model's targets against the day's taxonomy (clean/tags of `dt`); without that
+    partition nothing is masked, and the log says so."""
+    tags_dir = partition_dir(root, CLEAN_LAYER, TAGS, dt)
+    if not (tags_dir / PART_FILE).exists():
+        context.log.warning(f"{scheme.name}: no clean/tags {dt}: labels retired since training are not masked")
+        return TaxonomyDifference()
+    tags = read_partition(root, CLEAN_LAYER, TAGS, dt).collect()
+    difference = taxonomy_difference(list(serving.champion.model.targets), current_targets(scheme, tags))
+    if difference.retired or difference.added:
+        context.log.info(f"{scheme.name}: taxonomy changed since training: {difference.to_dict()}")
+    return difference
+
+
 def drift_verdict(source: Path, dt: str) -> dict:
     """The verdict daily_labels wrote next to partition `dt` ({} when it wrote none)."""
     if not (source / PART_FILE).exists():
@@ -264,6 +312,7 @@ def resolve_servings(
             budget_overrides=config.inference_budgets_s_per_100k,
             skip_missing=config.skip_schemes_without_champion,
             log=context.log.info,
+            source=f"dagster run {context.run_id} (predictions/daily_labels {context.partition_key})",
         )
     except MissingChampionsError as exc:
         # dg.Failure: the UI shows its description first, not a wrapped stack trace
@@ -275,14 +324,42 @@ def resolve_servings(
     return servings
 
 
+def load_runners_up(
+    context: dg.AssetExecutionContext, config: PredictRunConfig, uri: str, champions: list[Champion]
+) -> dict[str, Champion]:
+    """scheme → the champion of its configured runner-up kind (run config runner_up_kinds); a kind
+    without a champion fails the run with the reason, the serving kind itself is refused."""
+    serving = {c.scheme: c for c in champions}
+    unknown = sorted(set(config.runner_up_kinds) - set(serving))
+    if unknown:
+        raise dg.Failure(description=f"runner_up_kinds names schemes this run does not predict: {unknown}")
+    runners_up = {}
+    for scheme, kind in config.runner_up_kinds.items():
+        if kind == serving[scheme].kind:
+            raise dg.Failure(description=f"runner_up_kinds: {scheme}'s runner-up {kind!r} is its serving kind")
+        try:
+            runners_up[scheme] = load_champion(uri, scheme, [kind])
+        except NoChampionError as exc:
+            raise dg.Failure(description=f"runner_up_kinds: {exc}") from exc
+        runners_up[scheme] = replace(
+            runners_up[scheme], model=mask_retired(runners_up[scheme].model, serving[scheme].masked),
+            masked=serving[scheme].masked,
+        )  # fmt: skip
+        context.log.info(f"{scheme}: runner-up {runners_up[scheme].describe()}")
+    return runners_up
+
+
 def predict_schemes(
     context: dg.AssetExecutionContext,
     champions: list[Champion],
     corpus: pl.DataFrame,
     root: Path,
     config: PredictRunConfig,
+    runners_up: dict[str, Champion] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, DriftResult | str], dict[str, float]]:
-    """(every champion's rows in TABLE_COLUMNS, label drift per scheme, seconds each took to predict)."""
+    """(every champion's rows in TABLE_COLUMNS, label drift per scheme, seconds each took to predict);
+    a scheme with a runner-up also gets that model's labels in runner_up_labels."""
+    runners_up = runners_up or {}
     predicted_at = datetime.now(UTC)
     frames, drifts, seconds = [], {}, {}
     for champion in champions:
@@ -297,6 +374,11 @@ def predict_schemes(
         dataset_dir = root / DATASETS_LAYER / scheme
         drifts[scheme] = scheme_label_drift(champion, rows, dataset_dir, root / REFERENCE_CACHE, config)
         rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, predicted_at)
+        if scheme in runners_up:
+            second = predict_items(corpus, runners_up[scheme].model, config.batch_size, None, config.top_k or None)
+            rows = rows.with_columns(second["labels"].alias(RUNNER_UP_LABELS))
+        else:
+            rows = rows.with_columns(pl.lit(None, pl.List(pl.String)).alias(RUNNER_UP_LABELS))
         frames.append(rows.with_columns(pl.lit(scheme).alias("scheme")).select(TABLE_COLUMNS))
     return pl.concat(frames), drifts, seconds
 
@@ -307,7 +389,7 @@ def scheme_label_drift(
     """The scheme's DriftResult, or a string saying why there is no reference to compare with."""
     try:
         reference = cached_reference_profile(
-            cache_dir, champion.describe(), champion.model, dataset_dir, config.reference_splits,
+            cache_dir, champion.profile_id(), champion.model, dataset_dir, config.reference_splits,
             config.reference_max_rows, config.top_k or None,
         )  # fmt: skip
     except FileNotFoundError as exc:
@@ -337,6 +419,16 @@ def label_drift_check(
             "thresholds": dg.MetadataValue.json(thresholds.__dict__),
         },
         description=f"label drift {severity}: {moved.height} row(s) moved" + (f"; {problems[0]}" if problems else ""),
+    )
+
+
+def drift_alert(dt: str, run_id: str, label_check: dg.AssetCheckResult) -> Alert:
+    report = label_check.metadata.get("report")
+    return Alert(
+        what=f"label drift ERROR: predictions/{DAILY_LABELS} {dt} is held back from publishing",
+        partition=dt,
+        run_id=run_id,
+        details={"check": label_check.description, "report": str(getattr(report, "value", ""))[:4000]},
     )
 
 
@@ -411,16 +503,14 @@ def build_serving_asset(scheme: Scheme) -> dg.AssetsDefinition:
     def serving(
         context: dg.AssetExecutionContext, config: ServingRunConfig, lake: LakeResource, mlflow: MlflowResource
     ) -> dg.MaterializeResult:
-        import mlflow as mlflow_client
-
+        pool = pool_metadata(context, TRAINING_POOL)
         try:
-            decided = decide_serving(
+            decided = decide_and_record(
                 mlflow.uri(), scheme.name, lake.lake() / DATASETS_LAYER / scheme.name, budget, config.metric,
-                context.log.info,
+                context.log.info, source=f"dagster run {context.run_id} (models/{scheme.name}/serving)",
             )  # fmt: skip
         except (NoChampionError, ServingError) as exc:
             raise dg.Failure(description=str(exc)) from exc
-        write_serving_record(mlflow_client.MlflowClient(mlflow.uri()), decided.record)
         record = decided.record
         context.log.info(f"{scheme.name}: serving {record.describe()}: {record.reason}")
         return dg.MaterializeResult(
@@ -434,6 +524,7 @@ def build_serving_asset(scheme: Scheme) -> dg.AssetsDefinition:
                 "device": record.device,
                 "registry": f"{serving_model_name(scheme.name)} (tags serving.*)",
                 "champions": dg.MetadataValue.json(record.champions),
+                **pool,
             }
         )
 

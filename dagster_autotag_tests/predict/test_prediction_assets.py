@@ -25,6 +25,7 @@ from dagster_autotag.predict.assets import (
 )
 from dagster_autotag.predict.batch import MODEL_SCHEMA, PREDICTION_SCHEMA
 from dagster_autotag.predict.champion import load_champion, read_serving_record, serving_model_name
+from dagster_autotag.predict.model_changes import model_changes_path, read_changes
 from dagster_autotag.predict.reference import cached_reference_profile
 from dagster_autotag.predict.serving import cost_rank, inference_device
 from dagster_autotag.resources import LakeResource, LandingExportSource, MlflowResource
@@ -196,6 +197,16 @@ def test_daily_labels_decide_again_when_a_champion_moves(home_copy, monkeypatch)
     after = serving_record(home_copy)
     assert after.champions == {**before.champions, "linear": "2"} and after.decided_at >= before.decided_at
     assert after.kind == best_by_measurement(after)["kind"] != "linear"  # v2 scores ~0
+    changes = read_changes(model_changes_path(home_copy / "lake"), SCHEME)
+    promotion = next(c for c in reversed(changes) if c.action == "promotion")
+    assert (promotion.model, promotion.from_version, promotion.to_version) == (f"autotag.{SCHEME}.linear", "1", "2")
+    if (after.name, after.version) != (before.name, before.version):  # the model that labels the days changed
+        serving = changes[-1]
+        assert (serving.action, serving.from_version, serving.to_version) == (
+            "serving",
+            before.describe(),
+            after.version,
+        )
     assert {r["kind"]: r["version"] for r in after.rows}["linear"] == "2"
     assert (model["name"], model["version"]) == (after.name, after.version)
     table = pl.read_parquet(home_copy / "lake/predictions/daily_labels/dt=2024-05-03/part-0.parquet")
@@ -211,7 +222,7 @@ def spy_shot_partition(home, dt: str) -> None:
     write_partition(lake, "corpus", "items", dt, pl.concat(copies).head(400))
 
 
-def test_a_drifted_partition_fails_label_drift_and_is_not_published(home_copy):
+def test_a_drifted_partition_fails_label_drift_and_is_not_published(home_copy, alert_webhook):
     dt = "2024-05-04"
     spy_shot_partition(home_copy, dt)
     config = {"ops": {"predictions__daily_labels": {"config": {"model_versions": {SCHEME: "linear:1"}}}}}
@@ -245,6 +256,13 @@ def test_a_drifted_partition_fails_label_drift_and_is_not_published(home_copy):
     )
     published_dir = home_copy / "lake/published/daily_labels" / f"dt={dt}"
     assert not published_dir.exists()
+    # and someone is told: one POST to the alert webhook, with the day and the run
+    [(_, alert)] = alert_webhook.posts
+    assert alert["what"].startswith("label drift ERROR") and alert["partition"] == dt
+    assert (
+        alert["run"] == f"http://dagster.example/runs/{result.run_id}"
+        and "| p0_newcar | gate |" in alert["details"]["report"]
+    )
 
     # A later run of published alone refuses too, unless forced.
     publish = [a for a in prediction_assets() if a.key == PUBLISHED_KEY]
@@ -265,6 +283,10 @@ def test_a_run_pins_a_kind_and_may_not_pin_two(home_copy):
     )  # fmt: skip
     model = materializations(result)["predictions/daily_labels"]["models"].value[SCHEME]
     assert (model["kind"], model["decision"]) == ("textcnn", "pinned by run config")
+    pinned = read_changes(model_changes_path(home_copy / "lake"), SCHEME)[-1]  # the audit log
+    assert (pinned.action, pinned.model, pinned.to_version) == ("pin", f"autotag.{SCHEME}.textcnn", model["version"])
+    assert pinned.source == f"dagster run {result.run_id} (predictions/daily_labels 2024-05-01)"
+    assert pinned.why.startswith("pinned to textcnn") and pinned.who
     both = {**pin, "model_versions": {SCHEME: "linear:1"}}
     clash = dg.materialize(
         prediction_assets(), partition_key="2024-05-01", resources=resources(home_copy), raise_on_error=False,
@@ -272,6 +294,41 @@ def test_a_run_pins_a_kind_and_may_not_pin_two(home_copy):
     )  # fmt: skip
     message = next(e for e in clash.all_events if e.is_step_failure).step_failure_data.error.to_string()
     assert "run config pins p0_newcar twice: model_kinds 'textcnn', model_versions 'linear:1'" in message
+
+
+def test_a_runner_up_kind_labels_the_day_too_for_review(home_copy):
+    """runner_up_kinds: a second kind's champion labels the day into runner_up_labels (review/tasks sends
+    disagreements as hard cases); without it the column is null; the serving kind itself is refused."""
+    from dagster_autotag.lake import read_partition
+    from dagster_autotag.predict.batch import predict_items
+
+    config = {"model_kinds": {SCHEME: "textcnn"}, "runner_up_kinds": {SCHEME: "linear"}}
+    result = dg.materialize(
+        prediction_assets(), partition_key="2024-05-01", resources=resources(home_copy),
+        run_config={"ops": {"predictions__daily_labels": {"config": config}}},
+    )  # fmt: skip
+    meta = materializations(result)["predictions/daily_labels"]
+    linear = load_champion(tracking_uri(home_copy), SCHEME, ["linear"])
+    assert meta[f"runner_up/{SCHEME}"].value == linear.describe()
+    table = pl.read_parquet(home_copy / "lake/predictions/daily_labels/dt=2024-05-01/part-0.parquet")
+    assert table.columns == TABLE_COLUMNS and table["model_name"].unique().to_list() == [f"autotag.{SCHEME}.textcnn"]
+    corpus = read_partition(home_copy / "lake", "corpus", "items", "2024-05-01").collect()
+    expected = predict_items(corpus.select("itemid", "dtype", "text"), linear.model)
+    got = table.join(expected.select("itemid", pl.col("labels").alias("linear")), on="itemid")
+    assert got.height == corpus.height and got["runner_up_labels"].to_list() == got["linear"].to_list()
+    assert (got["runner_up_labels"] != got["labels"]).any()  # the two kinds disagree somewhere: hard cases
+
+    plain = dg.materialize(prediction_assets(), partition_key="2024-05-02", resources=resources(home_copy))
+    assert plain.success
+    table = pl.read_parquet(home_copy / "lake/predictions/daily_labels/dt=2024-05-02/part-0.parquet")
+    assert table["runner_up_labels"].null_count() == table.height
+    same = {"model_kinds": {SCHEME: "linear"}, "runner_up_kinds": {SCHEME: "linear"}}
+    refused = dg.materialize(
+        prediction_assets(), partition_key="2024-05-01", resources=resources(home_copy), raise_on_error=False,
+        run_config={"ops": {"predictions__daily_labels": {"config": same}}},
+    )  # fmt: skip
+    message = next(e for e in refused.all_events if e.is_step_failure).step_failure_data.error.to_string()
+    assert "p0_newcar's runner-up 'linear' is its serving kind" in message
 
 
 def test_without_a_champion_the_run_says_how_to_train_one(home_copy, tmp_path):

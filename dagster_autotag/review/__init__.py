@@ -1,0 +1,1 @@
+"""The human review loop: Label Studio tasks out, corrections back (issue #17 §2)."""
