@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export AUTOTAG_HOME ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(AUTOTAG_HOME)/dagster
 
-.PHONY: venv demo test ui bench-ingest bench-corpus bench-models bench-predict clean-var
+.PHONY: venv demo test ui bench-ingest bench-corpus bench-models bench-predict clean-var label-studio
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/python -c "from dagster_autotag.demo import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -w workspace.yaml
+
+# Label Studio for the review loop: its own virtualenv (built once per machine and version, outside the
+# repo), data in $(AUTOTAG_HOME)/label-studio, on http://127.0.0.1:$${LABEL_STUDIO_PORT:-8080}.
+label-studio:
+	bin/label-studio start
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -128,7 +128,7 @@ def run_per_day(job_name: str, dts: list[str], run_config: dict, label: str) -> 
 
 
 def run_build_datasets(window_days: int) -> DemoRun:
-    """Every scheme's train/dev/test over the demo days (the splits print their distribution table)."""
+    """Every scheme's train/dev/test over the demo days, then their distribution tables."""
     import dagster as dg
 
     from dagster_autotag.corpus.config import load_corpus_config
@@ -142,7 +142,20 @@ def run_build_datasets(window_days: int) -> DemoRun:
         started = time.perf_counter()
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
         failed = failed_checks(result)
+        print_distributions(list(load_corpus_config().schemes))
         return DemoRun("datasets", result.success, time.perf_counter() - started, failed)
+
+
+def print_distributions(schemes: list[str]) -> None:
+    """Each scheme's split table, from the dataset it wrote (a step's own prints go to Dagster's compute
+    logs, and reach the console only now and then)."""
+    from dagster_autotag.layers import DATASETS_LAYER
+    from dagster_autotag.settings import lake_dir
+
+    for scheme in schemes:
+        table = lake_dir() / DATASETS_LAYER / scheme / "distribution.md"
+        if table.exists():
+            print(f"\nDistribution in train/dev/test ({scheme})\n{table.read_text(encoding='utf-8')}")
 
 
 DEMO_TEXTCNN = {"max_epochs": 3, "num_filters": 64, "max_len": 96, "patience": 1}
@@ -272,7 +285,7 @@ def shipping_legend(data: dict) -> str:
 
 
 def taxonomy_lines(model_targets: list[str], scheme: str) -> list[str]:
-    """The champion's labels against the current dataset's: new ones it cannot predict, retired ones it still may."""
+    """The champion's labels against the current dataset's: new ones it cannot predict, retired ones masked."""
     manifest = lake_dir() / DATASETS_LAYER / scheme / "manifest.json"
     if not model_targets or not manifest.exists():
         return []
@@ -282,7 +295,7 @@ def taxonomy_lines(model_targets: list[str], scheme: str) -> list[str]:
     retired = [t for t in model_targets if t not in current]
     return [f"  {what}: {', '.join(names)}" for what, names in (
         ("new in the taxonomy, not predicted until retrained", added),
-        ("retired from the taxonomy, still in this champion", retired),
+        ("retired from the taxonomy, masked at prediction", retired),
     ) if names]  # fmt: skip
 
 
@@ -319,6 +332,18 @@ def drift_verdicts(dts: list[str]) -> list[str]:
             f"{'published' if published else 'NOT published'}"
         )
     return lines
+
+
+def model_change_lines(limit: int = 8) -> list[str]:
+    """The newest entries of the audit log of model changes (predict/model_changes.py)."""
+    from dagster_autotag.predict.model_changes import model_changes_path, read_changes
+
+    path = model_changes_path(lake_dir())
+    changes = read_changes(path)
+    if not changes:
+        return [f"  none yet ({path})"]
+    lines = [f"  {path} ({len(changes)} entries; DuckDB view model_changes), newest last:"]
+    return lines + [f"  {c.describe()}"[:220] for c in changes[-limit:]]
 
 
 def duckdb_views() -> list[str]:
@@ -390,6 +415,7 @@ def print_summary(dts: list[str], runs: list[DemoRun]) -> None:
         print("\nRegistered models (MLflow):\n" + "\n".join(models))
         print("\nServing model (p0_newcar):\n" + "\n".join(serving_summary("p0_newcar")))
         print("\nServing model per label (p0_newcar):\n" + "\n".join(serving_per_label("p0_newcar")))
+        print("\nModel changes (audit log: promotion, serving, pin, rollback):\n" + "\n".join(model_change_lines()))
     print("\nLabel issues (cleanlab, train + dev):\n" + "\n".join(label_issue_counts()))
     print("\nPredictions (drift checks, publishing):\n" + "\n".join(drift_verdicts(dts)))
     print("\nDuckDB views for analysts:\n" + "\n".join(duckdb_views()))

@@ -26,6 +26,9 @@ BUILD_DATASETS_JOB = "build_datasets"
 TRAIN_MODELS_JOB = "train_models"
 PREDICT_AND_PUBLISH_JOB = "predict_and_publish"
 RETRAIN_DATASETS_AND_MODELS_JOB = "retrain_datasets_and_models"
+APPLY_RETENTION_JOB = "apply_retention"  # an op job (no assets): automation/retention.py
+SEND_REVIEW_TASKS_JOB = "send_review_tasks"
+PULL_REVIEW_CORRECTIONS_JOB = "pull_review_corrections"
 
 ingest_to_corpus_job = dg.define_asset_job(
     INGEST_TO_CORPUS_JOB,
@@ -63,6 +66,18 @@ retrain_datasets_and_models_job = dg.define_asset_job(
     description="Nightly: train/dev/test splits over the trailing window, then every model → challenger → promotion.",
 )
 
+# Review (issue #17): out of the nightly jobs, since they need a reachable Label Studio.
+send_review_tasks_job = dg.define_asset_job(
+    SEND_REVIEW_TASKS_JOB,
+    selection=dg.AssetSelection.groups("review_tasks"),
+    description="One day's audit sample and hard cases of every scheme → Label Studio tasks.",
+)
+pull_review_corrections_job = dg.define_asset_job(
+    PULL_REVIEW_CORRECTIONS_JOB,
+    selection=dg.AssetSelection.groups("review_corrections"),
+    description="Reviewers' completed annotations from Label Studio → lake/review/corrections (upsert), audited precision.",
+)
+
 JOBS = [
     ingest_to_corpus_job,
     build_datasets_job,
@@ -70,4 +85,6 @@ JOBS = [
     predict_and_publish_job,
     ingest_to_publish_job,
     retrain_datasets_and_models_job,
+    send_review_tasks_job,
+    pull_review_corrections_job,
 ]

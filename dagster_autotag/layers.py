@@ -21,3 +21,6 @@ CORPUS_ITEMS = "items"
 LABEL_DISTRIBUTION = "label_distribution"
 # predictions/* and published/*
 DAILY_LABELS = "daily_labels"
+# review/*: what went to Label Studio (daily) and what reviewers answered (one upserted table)
+REVIEW_LAYER = "review"
+REVIEW_TASKS, REVIEW_CORRECTIONS = "tasks", "corrections"

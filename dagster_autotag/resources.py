@@ -20,9 +20,11 @@ from pydantic import Field
 
 from dagster_autotag.ingest.landing import LandingExportReader
 from dagster_autotag.ingest.source import ExportReader
+from dagster_autotag.ingest.tsv_export import MAX_VALUE_BYTES, MAX_VALUE_LINES
 from dagster_autotag.settings import SQL_DIR, autotag_home
 from dagster_autotag.settings import landing_dir as default_landing_dir
-from dagster_autotag.train.registry import default_artifact_root, default_tracking_uri
+from dagster_autotag.train.registry import configured_tracking_uri, default_artifact_root, default_tracking_uri
+from dagster_autotag.train.store import ensure_experiment, open_store
 
 if TYPE_CHECKING:
     from dagster_autotag.ingest.hive_client import HiveExportReader
@@ -52,17 +54,21 @@ class MlflowResource(dg.ConfigurableResource):
     experiment: str = "autotag"
 
     def uri(self) -> str:
-        return self.tracking_uri or default_tracking_uri()
+        """The tracking URI, its store ready for steps that open it at once (train/store.py)."""
+        return open_store(self.tracking_uri) if self.tracking_uri else default_tracking_uri()
+
+    def configured_uri(self) -> str:
+        """The tracking URI without opening (or creating) its store."""
+        return self.tracking_uri or configured_tracking_uri()
 
     @contextmanager
     def run(self, run_name: str, tags: dict[str, str] | None = None) -> Iterator[object]:
         import mlflow
 
-        mlflow.set_tracking_uri(self.uri())
-        if mlflow.get_experiment_by_name(self.experiment) is None:
-            location = default_artifact_root() if self.uri().startswith("sqlite:") else None
-            mlflow.create_experiment(self.experiment, artifact_location=location)
-        mlflow.set_experiment(self.experiment)
+        uri = self.uri()
+        mlflow.set_tracking_uri(uri)
+        location = default_artifact_root() if uri.startswith("sqlite:") else None
+        mlflow.set_experiment(experiment_id=ensure_experiment(uri, self.experiment, location))
         with mlflow.start_run(run_name=run_name, tags=tags) as active:
             yield active
 
@@ -93,12 +99,23 @@ class LandingExportSource(ExportSource):
 
     landing_dir: str = ""  # empty: $AUTOTAG_HOME/landing, resolved when used
     quoting: str = "nul"  # "nul" (Hive default) or "csv" (quoting enabled: "…" with "")
+    max_value_lines: int = Field(
+        default=MAX_VALUE_LINES, description="lines a quoted value may span before its opener counts as unclosed"
+    )
+    max_value_bytes: int = Field(
+        default=MAX_VALUE_BYTES, description="bytes a quoted value may hold before its opener counts as unclosed"
+    )
 
     def root(self) -> Path:
         return Path(self.landing_dir) if self.landing_dir else default_landing_dir()
 
     def reader(self) -> LandingExportReader:
-        return LandingExportReader(root=self.root(), quoting=self.quoting)
+        return LandingExportReader(
+            root=self.root(),
+            quoting=self.quoting,
+            max_value_lines=self.max_value_lines,
+            max_value_bytes=self.max_value_bytes,
+        )
 
 
 class HiveExportSource(ExportSource):
@@ -161,10 +178,34 @@ def hive_source_from_env() -> HiveExportSource:
 
 
 def export_source_from_env() -> ExportSource:
-    """AUTOTAG_SOURCE=landing (default; AUTOTAG_LANDING_QUOTING, default nul) or hive (AUTOTAG_HIVE_*)."""
+    """AUTOTAG_SOURCE=landing (default; AUTOTAG_LANDING_QUOTING, default nul;
+    AUTOTAG_LANDING_MAX_VALUE_LINES / _BYTES) or hive (AUTOTAG_HIVE_*)."""
     kind = os.environ.get("AUTOTAG_SOURCE", "landing").strip().lower()
     if kind == "landing":
-        return LandingExportSource(quoting=os.environ.get("AUTOTAG_LANDING_QUOTING", "nul"))
+        return LandingExportSource(
+            quoting=os.environ.get("AUTOTAG_LANDING_QUOTING", "nul"),
+            max_value_lines=_env_or("AUTOTAG_LANDING_MAX_VALUE_LINES", MAX_VALUE_LINES),
+            max_value_bytes=_env_or("AUTOTAG_LANDING_MAX_VALUE_BYTES", MAX_VALUE_BYTES),
+        )
     if kind == "hive":
         return hive_source_from_env()
     raise ValueError(f"AUTOTAG_SOURCE must be 'landing' or 'hive', got {kind!r}")
+
+
+# --- review ----------------------------------------------------------------------------------------
+
+
+class LabelStudioResource(dg.ConfigurableResource):
+    """The Label Studio server reviewers work in (review/label_studio.py talks to it over HTTP).
+
+    url empty: $AUTOTAG_LABEL_STUDIO_URL, else http://127.0.0.1:8080. The token is read from the
+    environment variable `token_env` when a client is made, so neither Dagster's run config nor the
+    UI ever holds it."""
+
+    url: str = ""
+    token_env: str = "AUTOTAG_LABEL_STUDIO_TOKEN"
+
+    def client(self):
+        from dagster_autotag.review.label_studio import LabelStudio
+
+        return LabelStudio.from_env(self.url, self.token_env)

@@ -49,6 +49,9 @@ LOCATION_ENV = (
     "AUTOTAG_CORPUS_CONFIG",
     "AUTOTAG_RETRAIN_CRON",
     "AUTOTAG_QUARANTINE_LIMIT",
+    "AUTOTAG_RETENTION_CRON",
+    "AUTOTAG_FRESHNESS_WARN_HOURS",
+    "AUTOTAG_FRESHNESS_ERROR_HOURS",
 )
 
 
@@ -58,6 +61,18 @@ def location_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in LOCATION_ENV:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+@pytest.fixture
+def alert_webhook(monkeypatch: pytest.MonkeyPatch):
+    """A real HTTP receiver on 127.0.0.1 (alert_receiver.py), and AUTOTAG_ALERT_WEBHOOK pointing at it
+    with a secret in the path, as real webhook URLs carry one. Yields the receiver."""
+    from dagster_autotag_tests.alert_receiver import alert_receiver
+
+    with alert_receiver() as receiver:
+        monkeypatch.setenv("AUTOTAG_ALERT_WEBHOOK", f"{receiver.url}/hooks/s3cr3t-token")
+        monkeypatch.setenv("AUTOTAG_UI_URL", "http://dagster.example")
+        yield receiver
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +92,22 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
     """`autotag demo` run once (three small days, demo_home.DEMO_DAYS; every layer, every job the demo
     runs) into a fresh home with a persistent Dagster instance; read-only for the tests that use it."""
     return run_demo(tmp_path_factory.mktemp("demo_home"))
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory):
+    """A real Label Studio (its own virtualenv, bin/label-studio) on 127.0.0.1 with a reviewer user and
+    their personal access token; started once per session (≈ 10 s; the first run on a machine also
+    builds the virtualenv, 1–3 min). Never skipped: a build or start failure fails the tests that use
+    it, with Label Studio's log tail. Stopped at session end, and by atexit if the session is cut short.
+    Set AUTOTAG_LABEL_STUDIO_TEST_TIMEOUT_S to wait longer for a slow machine."""
+    from dagster_autotag_tests.label_studio_server import start_label_studio
+
+    timeout_s = float(os.environ.get("AUTOTAG_LABEL_STUDIO_TEST_TIMEOUT_S", "120"))
+    server = start_label_studio(tmp_path_factory.mktemp("label_studio"), timeout_s=timeout_s)
+    atexit.register(server.stop)
+    try:
+        yield server
+    finally:
+        server.stop()
+        atexit.unregister(server.stop)

@@ -71,9 +71,11 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "predictions/daily_labels": "predictions",
         "predictions/published": "predictions",
         "analytics/duckdb_views": "analytics",
+        "review/tasks": "review_tasks",
+        "review/corrections": "review_corrections",
     }
     daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    windowed = ("datasets/", "models/", "analytics/", "quality/")
+    windowed = ("datasets/", "models/", "analytics/", "quality/", "review/corrections")
     assert {k for k in groups if not k.startswith(windowed)} == daily  # they read windows, not days
     partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()} - {None}
     assert len(partitions) == 1 and next(iter(partitions)).timezone == "Asia/Shanghai"
@@ -82,6 +84,7 @@ def test_location_has_all_assets_grouped_with_checks_and_one_partitions_definiti
         "raw/news_pool:schema_contract",
         "raw/news_pool:quarantine_share",
         "raw/news_pool:not_empty",
+        "raw/news_pool:export_freshness",
         "clean/news_items:itemid_unique",
         "corpus/items:itemid_unique",
         "datasets/p0_newcar:no_item_in_two_splits",
@@ -98,6 +101,9 @@ JOB_GROUPS = {
     "predict_and_publish": {"predictions", "analytics"},
     "ingest_to_publish": {"ingest", "clean", "corpus", "predictions", "analytics"},
     "retrain_datasets_and_models": {"datasets", "models"},
+    "apply_retention": set(),  # an op job: no assets
+    "send_review_tasks": {"review_tasks"},
+    "pull_review_corrections": {"review_corrections"},
 }
 
 
@@ -140,7 +146,7 @@ def test_materialize_a_partition_through_dagster(tmp_path):
     result = dg.materialize(table_steps, partition_key=DT, resources=resources(tmp_path))
     assert result.success
     outcomes = check_outcomes(result)
-    assert len(outcomes) == 20 and all(outcomes.values()), outcomes
+    assert len(outcomes) == 24 and all(outcomes.values()), outcomes  # export_freshness: passed on arrival
 
     news_meta = materializations(result)["clean/news_items"]
     assert news_meta["rows_out"].value == 30
@@ -211,6 +217,26 @@ def test_the_asset_list_follows_the_encoder_directories(location_env, tmp_path, 
     location_env.setenv(env, str(tmp_path))
     with_kind = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
     assert {k.to_user_string() for k in with_kind - without} == {f"models/p0_newcar/{kind}", f"models/p1_guide/{kind}"}
+
+
+def test_a_pool_without_a_limit_is_reported(tmp_path):
+    """Pools throttle cost only (pools.py): an instance without limits is said to be one, in the run log
+    and the materialization's metadata; a default limit or one set for the pool is read back."""
+    from dagster_autotag.pools import DUCKDB_POOL, TRAINING_POOL, pool_limit, pool_metadata
+
+    with dg.instance_for_test() as instance:
+        assert pool_limit(instance, TRAINING_POOL) is None
+        context = dg.build_asset_context(instance=instance)
+        assert pool_metadata(context, DUCKDB_POOL) == {
+            "pool_limit": f"{DUCKDB_POOL}: no limit (runs at once with the others; see the run log)"
+        }
+        instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 3)
+        assert pool_limit(instance, DUCKDB_POOL) == 3
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance:
+        assert pool_limit(instance, TRAINING_POOL) == 1
+        assert pool_metadata(dg.build_asset_context(instance=instance), TRAINING_POOL) == {
+            "pool_limit": f"{TRAINING_POOL}: 1"
+        }
 
 
 def test_trainings_share_one_pool_limited_to_one_run(location, tmp_path, monkeypatch):

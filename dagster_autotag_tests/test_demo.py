@@ -80,6 +80,6 @@ def test_the_summary_lists_labels_new_in_or_retired_from_the_taxonomy(tmp_path, 
     (dataset / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     assert taxonomy_lines(["新车资讯", "新车资讯/谍照", "新车资讯/新车到店"], "p0") == [
         "  new in the taxonomy, not predicted until retrained: 新车资讯/试驾",
-        "  retired from the taxonomy, still in this champion: 新车资讯/新车到店",
+        "  retired from the taxonomy, masked at prediction: 新车资讯/新车到店",
     ]
     assert taxonomy_lines(["新车资讯", "新车资讯/谍照", "新车资讯/试驾"], "p0") == []

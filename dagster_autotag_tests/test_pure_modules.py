@@ -22,6 +22,7 @@ DAGSTER_WIRING = (
     "dagster_autotag.resources",  # every Dagster resource
     "dagster_autotag.partitions",  # the daily partitions definition
     "dagster_autotag.metadata",  # asset metadata values and check results
+    "dagster_autotag.pools",  # the instance's pool limits, checked at step start
     "dagster_autotag.run_config",  # Dagster run config derived from the option dataclasses
     "dagster_autotag.*.assets",  # each layer's asset definitions ...
     "dagster_autotag.*_assets",  # ... also when named <something>_assets
@@ -48,6 +49,22 @@ KNOWN_PURE = {
     "dagster_autotag.corpus.items",
     "dagster_autotag.cli",
     "dagster_autotag.demo",
+    "dagster_autotag.alerts.webhook",
+    "dagster_autotag.alerts.freshness",
+    "dagster_autotag.retention.options",
+    "dagster_autotag.retention.lake_files",
+    "dagster_autotag.retention.mlflow_artifacts",
+    "dagster_autotag.retention.run",
+    "dagster_autotag.serve.app",  # issue #17: the service's logic lives outside the Dagster wiring
+    "dagster_autotag.serve.models",
+    "dagster_autotag.predict.model_changes",
+    "dagster_autotag.predict.rollback",
+    # the review loop (issue #17): choosing items, Label Studio's HTTP API, corrections
+    "dagster_autotag.review.selection",
+    "dagster_autotag.review.tasks",
+    "dagster_autotag.review.corrections",
+    "dagster_autotag.review.label_studio",
+    "dagster_autotag.train.store",  # the MLflow store's locks: a torchrun rank or a service opens it too
 }
 
 # Imports the modules named in argv one after another; at the first that leaves `dagster` in

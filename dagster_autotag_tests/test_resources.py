@@ -26,7 +26,10 @@ REQUIRED = PydanticUndefined
     [
         (LakeResource, {"home": "", "quarantine_share_limit": 0.01}),
         (MlflowResource, {"tracking_uri": "", "experiment": "autotag"}),
-        (LandingExportSource, {"landing_dir": "", "quoting": "nul"}),
+        (
+            LandingExportSource,
+            {"landing_dir": "", "quoting": "nul", "max_value_lines": 1_000, "max_value_bytes": 8 << 20},
+        ),
         (
             HiveExportSource,
             {
@@ -76,6 +79,10 @@ def test_export_source_from_env(monkeypatch: pytest.MonkeyPatch):
     assert export_source_from_env() == LandingExportSource()
     monkeypatch.setenv("AUTOTAG_LANDING_QUOTING", "csv")
     assert export_source_from_env() == LandingExportSource(quoting="csv")
+    monkeypatch.setenv("AUTOTAG_LANDING_MAX_VALUE_LINES", "20")
+    limited = export_source_from_env().process_config_and_initialize().reader()
+    assert (limited.max_value_lines, limited.max_value_bytes) == (20, 8 << 20)
+    monkeypatch.delenv("AUTOTAG_LANDING_MAX_VALUE_LINES")
     monkeypatch.setenv("AUTOTAG_SOURCE", " Hive ")
     monkeypatch.setenv("AUTOTAG_HIVE_HOST", "hive.example")
     monkeypatch.setenv("AUTOTAG_HIVE_PORT", "10001")

@@ -33,9 +33,19 @@ def test_code_location_and_asset_graph_as_a_data_engineer_sees_them(url, tmp_pat
 
     location = loaded_location(url)
     assert location["assets"] == {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"corpus/items:itemid_unique", "predictions/daily_labels:label_drift"} <= location["checks"]
-    assert {"ingest_to_publish_nightly", "retrain_datasets_and_models_schedule"} <= location["schedules"]
-    assert "ingest_to_publish_landing_sensor" in location["sensors"]
+    assert {
+        "corpus/items:itemid_unique",
+        "predictions/daily_labels:label_drift",
+        "raw/news_pool:export_freshness",
+    } <= location["checks"]
+    assert {
+        "ingest_to_publish_nightly",
+        "retrain_datasets_and_models_schedule",
+        "apply_retention_schedule",
+    } <= location["schedules"]
+    assert {"ingest_to_publish_landing_sensor", "export_freshness_sensor", "alert_on_run_failure"} <= location[
+        "sensors"
+    ]
     artifacts = Path(os.environ.get("AUTOTAG_TEST_ARTIFACTS", tmp_path))  # CI can keep the screenshots
     artifacts.mkdir(parents=True, exist_ok=True)
     with browser_page(1800, 1200) as page:

@@ -16,7 +16,7 @@ from dagster_autotag.corpus.dataset import DatasetResult, build_dataset, distrib
 from dagster_autotag.corpus.distribution import distribution_markdown, label_distribution
 from dagster_autotag.corpus.items import CorpusItemsResult, build_corpus_items, item_label_counts
 from dagster_autotag.corpus.schemes import scheme_label_set
-from dagster_autotag.corpus.splits import SPLITS, SplitOptions
+from dagster_autotag.corpus.splits import SPLITS, SplitOptions, keys_in_two_splits
 from dagster_autotag.lake import PART_FILE, read_partition, staged_partition, write_parquet, write_partition
 from dagster_autotag.layers import (
     CLEAN_LAYER,
@@ -32,6 +32,7 @@ from dagster_autotag.layers import (
 from dagster_autotag.metadata import NOT_EMPTY_SPEC, check_specs, counts_table, not_empty_check, path_value, preview
 from dagster_autotag.partitions import daily_partitions
 from dagster_autotag.resources import LakeResource
+from dagster_autotag.review.corrections import review_labels
 from dagster_autotag.run_config import config_from_dataclass, dataclass_default
 
 ITEMS_KEY = dg.AssetKey([CORPUS_LAYER, CORPUS_ITEMS])
@@ -160,6 +161,12 @@ class DatasetWindow(dg.Config):
     train_ratio: float = Field(_RATIOS[0], description="share of the units in train (the three ratios sum to 1)")
     dev_ratio: float = Field(_RATIOS[1], description="share of the units in dev")
     test_ratio: float = Field(_RATIOS[2], description="share of the units in test")
+    memory_budget_mb: int = Field(
+        0, description="> 0: pass-2 batches sized to fit it; refuse a window whose keys alone exceed it"
+    )
+    apply_review_corrections: bool = Field(
+        True, description="reviewed items (lake/review/corrections) take the reviewer's labels instead of the editors'"
+    )
 
 
 class DatasetRunConfig(config_from_dataclass(SplitOptions, base=DatasetWindow, exclude=("ratios",))):
@@ -197,10 +204,19 @@ def build_dataset_asset(scheme: Scheme) -> dg.AssetsDefinition:
         root = lake.lake()
         dts = window(root, config.window_days, config.end_date)
         labels = scheme_label_set(scheme, _tags(lake, dts[-1]))
-        result = build_dataset(root, scheme, labels, config.to_dataclass(), config.window_days, dts[-1])
+        reviewed = review_labels(root, scheme.name) if config.apply_review_corrections else None
+        result = build_dataset(
+            root,
+            scheme,
+            labels,
+            config.to_dataclass(),
+            config.window_days,
+            dts[-1],
+            memory_budget_mb=config.memory_budget_mb,
+            reviewed=reviewed,
+        )
         table = distribution_text(result.distribution)
         context.log.info(table)
-        print(table)
         checks = dataset_checks(result, config.min_examples_per_split)
         return dg.MaterializeResult(
             metadata={
@@ -209,6 +225,7 @@ def build_dataset_asset(scheme: Scheme) -> dg.AssetsDefinition:
                 "window": f"{result.manifest['window']['start']} … {result.manifest['window']['end']}",
                 "labels": len(labels),
                 "rare_labels": dg.MetadataValue.json(result.manifest["rare_labels"]),
+                "exclusive": dg.MetadataValue.json(result.manifest.get("exclusive") or {}),
                 "distribution": _md_frame(result.distribution),
                 "path": path_value(result.path),
             },
@@ -229,9 +246,10 @@ def dataset_checks(result: DatasetResult, min_examples: int) -> list[dg.AssetChe
             short = [s for s in SPLITS if result.manifest["rows"][s] and row[s] < min_examples]
             if short:
                 offenders.append(f"{label} ({', '.join(f'{s}={row[s]}' for s in short)})")
-    straddling_items = w.group_by("itemid").agg(pl.col("split").n_unique()).filter(pl.col("split") > 1).height
-    straddling_texts = w.group_by("text_hash").agg(pl.col("split").n_unique()).filter(pl.col("split") > 1).height
-    inconsistent = w.filter((pl.col("n_labels") > 0) & ~pl.col("gate").fill_null(False)).height
+    split = w["split"].to_numpy()
+    straddling_items = keys_in_two_splits(w["itemid"].to_numpy(), split)
+    straddling_texts = keys_in_two_splits(w["text_hash"].to_numpy(), split)
+    inconsistent = result.stats["rows_with_sub_label_and_negative_gate"]
     return [
         dg.AssetCheckResult(
             check_name="labels_in_every_split",

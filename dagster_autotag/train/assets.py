@@ -4,7 +4,8 @@ One asset per scheme and model type (linear, textcnn; bert when AUTOTAG_BERT_MOD
 local transformers directory). Each materialisation is one MLflow run (train/tracking.py): params,
 per-epoch metrics, test metrics, artifacts, the pyfunc registered with alias `challenger`, then the
 promotion gate that moves `champion`. All training assets share the pool `autotag_training`
-(limit 1 in the instance's dagster.yaml), so only one training runs at a time.
+(limit 1 in the instance's dagster.yaml), so only one training runs at a time; that is for cost
+only (pools.py): without the limit they run at once, safely, and each says so in its run log.
 
 Run config: TrainRunConfig (thresholds, promotion) plus every option of the model type's dataclass
 (train/configs.py), derived by run_config.py, so an option is declared once.
@@ -19,12 +20,12 @@ from pydantic import Field
 from dagster_autotag.corpus.config import Scheme
 from dagster_autotag.layers import DATASETS_LAYER
 from dagster_autotag.metadata import path_value
+from dagster_autotag.pools import TRAINING_POOL, pool_metadata
 from dagster_autotag.resources import LakeResource, MlflowResource
 from dagster_autotag.run_config import config_from_dataclass
 from dagster_autotag.train.configs import BertTrainConfig, KNNConfig, LinearConfig, TextCNNConfig, TrainingOptions
 from dagster_autotag.train.tracking import Fit, TrackedRun, per_label_markdown, track_and_register
 
-TRAINING_POOL = "autotag_training"
 BERT_DIR_ENV = "AUTOTAG_BERT_MODEL_DIR"
 ENCODER_DIR_ENV = "AUTOTAG_ENCODER_DIR"  # the knn kind's sentence encoder (e.g. e5-small)
 
@@ -117,11 +118,17 @@ def run_training(
     from dagster_autotag.train.scheme_model import train_scheme_model
 
     options = config.training_options()
+    model_config = config.to_dataclass()
+    launch_facts: dict = {}  # what a torchrun launch reports (world size, backend, command)
 
     def fit(dataset_dir: Path, on_epoch):
-        return train_scheme_model(kind, config.to_dataclass(), dataset_dir, options, on_epoch)
+        if kind == "bert" and model_config.nproc_per_node > 0:
+            from dagster_autotag.train.distributed_assets import train_with_torchrun
 
-    return track(context, scheme, kind, config, lake, mlflow, fit)
+            return train_with_torchrun(context, model_config, options, dataset_dir, on_epoch, launch_facts)
+        return train_scheme_model(kind, model_config, dataset_dir, options, on_epoch)
+
+    return track(context, scheme, kind, config, lake, mlflow, fit, extra_metadata=launch_facts)
 
 
 def track(
@@ -132,8 +139,11 @@ def track(
     lake: LakeResource,
     mlflow: MlflowResource,
     fit: Fit,
+    extra_metadata: dict | None = None,
 ) -> dg.MaterializeResult:
-    """`fit` in one MLflow run (train/tracking.py), reported as the asset's metadata."""
+    """`fit` in one MLflow run (train/tracking.py), reported as the asset's metadata (plus
+    `extra_metadata`, filled by `fit` while it runs)."""
+    pool = pool_metadata(context, TRAINING_POOL)
     tracked = track_and_register(
         mlflow,
         scheme.name,
@@ -145,7 +155,7 @@ def track(
         promotion_tolerance=config.promotion_tolerance,
         log=context.log,
     )
-    return dg.MaterializeResult(metadata=training_metadata(tracked))
+    return dg.MaterializeResult(metadata={**training_metadata(tracked), **(extra_metadata or {}), **pool})
 
 
 def training_metadata(tracked: TrackedRun) -> dict:

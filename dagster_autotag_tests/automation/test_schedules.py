@@ -78,8 +78,20 @@ def test_the_location_schedules_and_senses_what_the_readme_says(location: dg.Def
     nightly = repo.get_schedule_def("ingest_to_publish_nightly")
     retrain = repo.get_schedule_def("retrain_datasets_and_models_schedule")
     sensor = repo.get_sensor_def("ingest_to_publish_landing_sensor")
-    assert {s.name for s in repo.schedule_defs} == {nightly.name, retrain.name}
-    assert {s.name for s in repo.sensor_defs} == {sensor.name}
+    retention = repo.get_schedule_def("apply_retention_schedule")
+    freshness = repo.get_sensor_def("export_freshness_sensor")
+    failures = repo.get_sensor_def("alert_on_run_failure")
+    review = repo.get_sensor_def("pull_review_corrections_sensor")  # README: Review loop
+    assert {s.name for s in repo.schedule_defs} == {nightly.name, retrain.name, retention.name}
+    assert {s.name for s in repo.sensor_defs} == {sensor.name, freshness.name, failures.name, review.name}
+    assert (retention.job_name, retention.cron_schedule, retention.execution_timezone) == (
+        "apply_retention", "30 5 * * *", "Asia/Shanghai",
+    )  # fmt: skip
+    assert retention.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert freshness.default_status == dg.DefaultSensorStatus.STOPPED  # on where exports arrive daily
+    assert failures.default_status == dg.DefaultSensorStatus.RUNNING  # silent until the webhook is set
+    assert (review.job_name, review.minimum_interval_seconds) == ("pull_review_corrections", 300)
+    assert review.default_status == dg.DefaultSensorStatus.STOPPED
     assert (nightly.job_name, nightly.cron_schedule, nightly.execution_timezone) == (
         "ingest_to_publish", "0 2 * * *", "Asia/Shanghai",
     )  # fmt: skip

@@ -34,7 +34,10 @@ def test_demo_registered_and_promoted_both_model_types_and_their_ensemble(demo_h
 def test_champion_predicts_raw_text(demo_home):
     mlflow.set_tracking_uri(tracking_uri(demo_home.path))
     model = mlflow.pyfunc.load_model(f"models:/autotag.p0_newcar.linear@{CHAMPION}")
-    out = model.predict(pd.DataFrame({"text": ["宝马X5谍照曝光,新车将于明年上市", "冬季用车保养技巧"]}))
+    texts = pd.DataFrame({"text": ["宝马X5谍照曝光,新车将于明年上市", "冬季用车保养技巧"]})
+    labelled = model.predict(texts)  # the default output: shipped labels and their scores
+    assert list(labelled.columns) == ["labels", "gate", "scores"] and "新车资讯" in labelled.loc[0, "scores"]
+    out = model.predict(texts, params={"output": "probabilities"})
     assert out.columns[0] == "新车资讯" and "新车资讯/谍照" in out.columns
     assert ((out.to_numpy() >= 0) & (out.to_numpy() <= 1)).all()
     assert out.iloc[0, 0] > out.iloc[1, 0]  # the spy-shot news is more 新车资讯 than the maintenance tip
