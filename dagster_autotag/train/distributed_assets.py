@@ -10,6 +10,7 @@ folder and evaluated as an in-process training would be.
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict
@@ -45,12 +46,25 @@ def train_with_torchrun(
     on_epoch,
     launch_facts: dict,
 ):
-    """TrainingResult of a torchrun job; `launch_facts` receives what the run's metadata shows about it."""
+    """TrainingResult of a torchrun job; `launch_facts` receives what the run's metadata shows about it.
+    Its work folder (/tmp/autotag-torchrun-*) is removed after a success and kept after a failure."""
+    work = Path(tempfile.mkdtemp(prefix="autotag-torchrun-"))
+    try:
+        result = _launch(context, config, options, dataset_dir, on_epoch, launch_facts, work)
+    except BaseException:
+        # kept for the post-mortem: the ranks' config, options and whatever rank 0 wrote
+        context.log.error(f"torchrun failed; its work folder is kept: {work}")
+        raise
+    # the model and its probabilities are in memory now; a folder per training would pile up in /tmp
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _launch(context, config, options, dataset_dir, on_epoch, launch_facts, work: Path):
     import mlflow
 
     from dagster_autotag.train.scheme_model import SchemeModel, Scored, training_result
 
-    work = Path(tempfile.mkdtemp(prefix="autotag-torchrun-"))
     (work / "config.json").write_text(json.dumps(asdict(config)), encoding="utf-8")
     (work / "options.json").write_text(json.dumps(asdict(options)), encoding="utf-8")
     out = work / "out"
@@ -72,7 +86,9 @@ def train_with_torchrun(
     world = result["world"]
     launch_facts.update(
         {"distributed_world_size": world["world_size"], "distributed_backend": world["backend"],
-         "distributed_nnodes": world["nnodes"], "torchrun_command": " ".join(command)}
+         "distributed_nnodes": world["nnodes"], "torchrun_command": " ".join(command),
+         # what each rank did (pid, whether it opened Pipes or imported MLflow): the folder goes, this stays
+         "distributed_ranks": [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("rank*.json"))]}
     )  # fmt: skip
     mlflow.log_params({f"dist.{k}": v for k, v in world.items()})
     mlflow.set_tag("distributed", f"torchrun {world['world_size']} × {world['backend']}")

@@ -2,6 +2,7 @@
 Dagster Pipes, against a one-process training of the same config."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -79,12 +80,14 @@ def test_two_gloo_ranks_train_through_pipes_and_mlflow_shows_it(distributed_run)
 
 def test_only_rank_zero_reports_and_no_rank_touches_mlflow(distributed_run):
     result, _, _, _ = distributed_run
-    command = materializations(result)["models/p0_newcar/bert"]["torchrun_command"].value
-    out_dir = command.split("--out-dir ")[1].split(" ")[0]
-    records = [json.loads(open(f"{out_dir}/rank{r}.json").read()) for r in (0, 1)]
+    meta = materializations(result)["models/p0_newcar/bert"]
+    records = meta["distributed_ranks"].value
+    assert [r["rank"] for r in records] == [0, 1]
     assert [r["opened_pipes"] for r in records] == [True, False]
     assert [r["imported_mlflow"] for r in records] == [False, False]
     assert records[0]["pid"] != records[1]["pid"]
+    work = Path(meta["torchrun_command"].value.split("--out-dir ")[1].split(" ")[0]).parent
+    assert work.name.startswith("autotag-torchrun-") and not work.exists()  # removed after the success
 
 
 def test_two_ranks_match_one_process_on_the_same_global_batches(distributed_run):
