@@ -25,6 +25,7 @@ from torch import nn
 
 from dagster_autotag.train import distributed
 from dagster_autotag.train.configs import BertTrainConfig
+from dagster_autotag.train.heap import release_free_memory
 from dagster_autotag.train.tokens import (
     Encoded,
     bucketed_batches,
@@ -110,6 +111,7 @@ class TrainedBert:
 
         for rows, encoded in prefetched(tokenised, chunks):
             out[rows] = self.predict_encoded(encoded, batch_size, shard=False)
+            release_free_memory()
         return distributed.all_reduce_sum(out, self.device) if rank.distributed else out
 
     def predict_encoded(self, encoded: Encoded, batch_size: int | None = None, shard: bool = True) -> np.ndarray:

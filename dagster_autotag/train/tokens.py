@@ -52,7 +52,12 @@ def encode(tokenizer, texts: list[str], max_len: int) -> Encoded:
     ids = np.full((len(texts), max_len), pad, dtype=np.int32)
     lengths = np.zeros(len(texts), dtype=np.int32)
     for start in range(0, len(texts), ENCODE_CHUNK):
-        chunk = [t if isinstance(t, str) else "" for t in texts[start : start + ENCODE_CHUNK]]
+        # copies: handing a str to the Rust tokenizer makes CPython cache its UTF-8 form inside the
+        # object (~3 bytes per Chinese character) for as long as the caller keeps the text: a day of
+        # texts would grow by that much. A copy takes the cache with it when the chunk is done.
+        chunk = [
+            t.encode("utf-8").decode("utf-8") if isinstance(t, str) else "" for t in texts[start : start + ENCODE_CHUNK]
+        ]
         rows = tokenizer(chunk, max_length=max_len, truncation=True, padding=False, return_attention_mask=False)
         for i, row in enumerate(rows["input_ids"], start):
             ids[i, : len(row)] = row
