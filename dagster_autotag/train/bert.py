@@ -14,6 +14,7 @@ early-stopping decision. Imports only torch, transformers and numpy (bench/gpu.p
 
 import json
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -147,6 +148,20 @@ class TrainedBert:
             from dagster_autotag.train.bert_onnx import export_onnx
 
             export_onnx(self, path, quantize=self.config.inference == "onnx_int8")
+
+    def score_with_serving_engine(self) -> None:
+        """From now on, score with the engine `config.inference` names (ONNX Runtime fp32 or int8 on
+        CPU), so that the thresholds tuned next, and the test score, are those of what will serve:
+        int8 moves probabilities, and thresholds tuned on PyTorch's cost 0.013–0.09 BDCI micro-F1
+        where the engine's own cost 0–0.017 (bench/onnx_cpu.py, BENCHMARKS.md)."""
+        if self.config.inference == "torch":
+            return
+        from dagster_autotag.train.bert_onnx import OnnxBert, export_onnx
+
+        quantized = self.config.inference == "onnx_int8"
+        with tempfile.TemporaryDirectory(prefix="autotag-onnx-") as work:  # the session keeps the graph in memory
+            export_onnx(self, Path(work), quantize=quantized)
+            self.onnx = OnnxBert.load(Path(work), quantized=quantized, threads=self.config.num_threads)
 
     @classmethod
     def load(cls, path: Path, device: str | None = None) -> "TrainedBert":

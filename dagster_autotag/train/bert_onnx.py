@@ -6,17 +6,26 @@ weights into int8 (activations quantised per batch at run time; no calibration s
 VNNI cores execute several times faster. Chosen over hand-written int8 kernels or torch's own
 dynamic quantisation: ORT is the maintained, widely deployed path for transformer CPU serving.
 
-Files next to the PyTorch weights (TrainedBert.save): model.onnx (fp32) and model.int8.onnx.
+The encoder is exported with eager attention, whose graph ORT's transformer optimizer recognises
+and fuses into its `Attention` kernel (with SDPA's graph it fuses nothing): at max_len 128, where
+attention is a larger share of the work, that fusion is most of the int8 speed-up (BENCHMARKS.md).
+
+Files next to the PyTorch weights (TrainedBert.save): model.onnx (fused fp32) and model.int8.onnx.
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from dagster_autotag.train.tokens import Encoded, sorted_batches
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+# quantize_dynamic options, chosen on BDCI by bench/onnx_cpu.py: per-channel weight scales lost the
+# least micro-F1 of the variants that keep int8 speed (BENCHMARKS.md)
+INT8_OPTIONS: dict = {"per_channel": True}
 OPSET = 17
 
 
@@ -24,7 +33,9 @@ def export_onnx(trained, path: Path, quantize: bool) -> Path:
     """`trained` (a TrainedBert) → path/model.onnx (and model.int8.onnx); batch and sequence axes dynamic."""
     model = trained.model
     device = next(model.parameters()).device
+    attention = model.encoder.config._attn_implementation
     model.to("cpu").eval()
+    model.encoder.set_attn_implementation("eager")  # the pattern ORT's optimizer fuses
     try:
         ids = torch.ones((2, 16), dtype=torch.int64)
         mask = torch.ones((2, 16), dtype=torch.int64)
@@ -41,12 +52,33 @@ def export_onnx(trained, path: Path, quantize: bool) -> Path:
             dynamo=False,  # the TorchScript exporter: stable dynamic axes for HF encoders
         )
     finally:
+        model.encoder.set_attn_implementation(attention)
         model.to(device)
+    fuse(path / FP32_FILE, model.encoder.config)
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(path / FP32_FILE), str(path / INT8_FILE), weight_type=QuantType.QInt8)
+        options = dict(INT8_OPTIONS)
+        if "exclude" in options:  # a pattern over node names: those layers stay fp32
+            pattern = re.compile(options.pop("exclude"))
+            graph = onnx.load(str(path / FP32_FILE), load_external_data=False).graph
+            options["nodes_to_exclude"] = [node.name for node in graph.node if pattern.search(node.name)]
+        quantize_dynamic(
+            str(path / FP32_FILE), str(path / INT8_FILE), weight_type=QuantType.QInt8, **options,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # the fused ops' outputs have no inferred type
+        )  # fmt: skip
     return path
+
+
+def fuse(file: Path, encoder_config) -> None:
+    """ORT's transformer optimizer in place: Attention, SkipLayerNormalization and BiasGelu fused."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(file), model_type="bert", num_heads=encoder_config.num_attention_heads,
+        hidden_size=encoder_config.hidden_size,
+    )  # fmt: skip
+    optimized.save_model_to_file(str(file))
 
 
 class OnnxBert:

@@ -405,6 +405,9 @@ def fit_and_score(
     model = fit_scheme(kind, config, gate_name, labels, train, dev, on_epoch, seconds, exclusive, cache_dir)
     model.top_k = options.top_k
     model.min_confidence = options.min_argmax_confidence if exclusive else None
+    for part in (model.gate_model, model.label_model):  # bert served by ONNX Runtime: tuned on its scores
+        if hasattr(part, "score_with_serving_engine"):
+            part.score_with_serving_engine()
 
     dev_probs = model.predict_proba(dev.texts, skip_gate_negative=False)
     folds, note = tuning_plan(kind, options, train, manifest)

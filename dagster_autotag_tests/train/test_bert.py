@@ -91,6 +91,12 @@ def test_onnx_runtime_inference_matches_pytorch(trained, tmp_path, inference, to
     expected, got = model.predict_proba(dev_x), loaded.predict_proba(dev_x)
     assert np.abs(got - expected).max() <= tolerance
     assert ((got >= 0.5) == (expected >= 0.5)).mean() >= 0.95
+    import onnx
+
+    # eager attention at export is what lets ORT's optimizer fuse it (the speed-up at max_len 128)
+    ops = {node.op_type for node in onnx.load(tmp_path / "bert" / "model.onnx").graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops
+    assert model.model.encoder.config._attn_implementation == model.config.attn_implementation  # restored
 
 
 def test_onnx_runtime_serves_an_exclusive_head_as_a_softmax(trained, tmp_path):
