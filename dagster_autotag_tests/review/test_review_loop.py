@@ -217,8 +217,15 @@ def test_the_sensor_requests_a_pull_once_per_new_annotation_state(home, label_st
         assert len(first.run_requests) == 1
         assert tick(label_studio.url, first.cursor).skip_reason  # nothing new since
         task_id = tasks_in(home).filter(pl.col("stream") == "audit")["task_id"][-1]
-        LabelStudio(label_studio.url, label_studio.token).annotate(task_id, choices_result([GATE]))
+        client = LabelStudio(label_studio.url, label_studio.token)
+        annotation = client.annotate(task_id, choices_result([GATE]))
         second = tick(label_studio.url, first.cursor)
         assert len(second.run_requests) == 1 and second.run_requests[0].run_key != first.run_requests[0].run_key
-        down = tick(f"http://127.0.0.1:{free_port()}", second.cursor)
-        assert "not reachable" in str(down.skip_reason) and down.cursor == second.cursor
+        assert tick(label_studio.url, second.cursor).skip_reason
+        # a reviewer changes their mind: no count moves, the edit is pulled all the same
+        edited = client.request("PATCH", f"/api/annotations/{annotation}/", json={"result": choices_result([])})
+        assert edited.status_code == 200
+        third = tick(label_studio.url, second.cursor)
+        assert len(third.run_requests) == 1 and third.run_requests[0].run_key != second.run_requests[0].run_key
+        down = tick(f"http://127.0.0.1:{free_port()}", third.cursor)
+        assert "not reachable" in str(down.skip_reason) and down.cursor == third.cursor
