@@ -312,7 +312,7 @@ def resolve_servings(
             budget_overrides=config.inference_budgets_s_per_100k,
             skip_missing=config.skip_schemes_without_champion,
             log=context.log.info,
-            source=f"dagster run {context.run_id} (predictions/daily_labels {context.partition_key})",
+            source=f"dagster run {context.run.run_id} (predictions/daily_labels {context.partition_key})",
         )
     except MissingChampionsError as exc:
         # dg.Failure: the UI shows its description first, not a wrapped stack trace
@@ -507,7 +507,7 @@ def build_serving_asset(scheme: Scheme) -> dg.AssetsDefinition:
         try:
             decided = decide_and_record(
                 mlflow.uri(), scheme.name, lake.lake() / DATASETS_LAYER / scheme.name, budget, config.metric,
-                context.log.info, source=f"dagster run {context.run_id} (models/{scheme.name}/serving)",
+                context.log.info, source=f"dagster run {context.run.run_id} (models/{scheme.name}/serving)",
             )  # fmt: skip
         except (NoChampionError, ServingError) as exc:
             raise dg.Failure(description=str(exc)) from exc

@@ -254,10 +254,16 @@ def decide_and_record(
 ) -> Serving:
     """decide_serving, then write_serving_record (a change goes to the lake's audit log), under the
     scheme's serving lock."""
+    with registry_lock(open_store(tracking_uri), serving_model_name(scheme)):
+        return _decide(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log, source, write=True)
+
+
+def _decide(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log, source, write: bool) -> Serving:
+    """decide_serving and, when `write`, its record; the caller holds the serving lock (not re-entrant)."""
     import mlflow
 
-    with registry_lock(open_store(tracking_uri), serving_model_name(scheme)):
-        serving = decide_serving(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log)
+    serving = decide_serving(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log)
+    if write:
         audit_log = model_changes_path(lake_of_dataset(dataset_dir))
         write_serving_record(mlflow.MlflowClient(tracking_uri), serving.record, source, audit_log)
     return serving
@@ -293,10 +299,7 @@ def resolve_serving(
         if stale is not None:
             log(f"{scheme}: deciding which model serves ({stale})")
             metric = record.metric if record is not None else DEFAULT_METRIC
-            serving = decide_serving(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log)
-            if write:
-                audit_log = model_changes_path(lake_of_dataset(dataset_dir))
-                write_serving_record(client, serving.record, source, audit_log)
+            serving = _decide(tracking_uri, scheme, dataset_dir, budget_s_per_100k, metric, log, source, write)
             serving.source = f"decided now ({stale})" + ("" if write else "; not recorded: this run's budget overrides")
             return serving
     model = load_scheme_model(f"models:/{record.name}/{record.version}")  # a version: fixed once read
