@@ -152,8 +152,8 @@ class TrainedBert:
     def score_with_serving_engine(self) -> None:
         """From now on, score with the engine `config.inference` names (ONNX Runtime fp32 or int8 on
         CPU), so that the thresholds tuned next, and the test score, are those of what will serve:
-        int8 moves probabilities, and thresholds tuned on PyTorch's cost 0.013–0.09 BDCI micro-F1
-        where the engine's own cost 0–0.017 (bench/onnx_cpu.py, BENCHMARKS.md)."""
+        int8 moves probabilities: thresholds tuned on PyTorch's cost the int8 variants up to 0.09 BDCI
+        micro-F1, the engine's own at most 0.017 (bench/onnx_cpu.py, BENCHMARKS.md)."""
         if self.config.inference == "torch":
             return
         from dagster_autotag.train.bert_onnx import OnnxBert, export_onnx
