@@ -63,13 +63,16 @@ def predict_items(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     targets = list(model.targets)
     shipped = set(model.shipped_targets())
-    texts = items["text"].fill_null("").to_list()
+    # Python strings a batch at a time: the day stays in Arrow's compact form (a whole day as a list
+    # of str would cost ~2 bytes per character more, for as long as the day is scored)
+    texts = items["text"].fill_null("")
     n = len(texts)
     probs = np.zeros((n, len(targets)), dtype=np.float32)
     fired = np.zeros((n, len(targets)), dtype=bool)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        probs[start:stop], fired[start:stop] = score_and_decide(model, texts[start:stop], top_k)
+        batch = texts.slice(start, stop - start).to_list()
+        probs[start:stop], fired[start:stop] = score_and_decide(model, batch, top_k)
         if on_batch is not None:
             on_batch(stop, n)
     # The model's decide() already does both; kept here because the table's contract depends on it.
