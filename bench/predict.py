@@ -306,6 +306,7 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
         from dagster_autotag.metadata import counts_table, preview
         from dagster_autotag.predict.assets import (
             CORPUS_COLUMNS,
+            RUNNER_UP_LABELS,
             TABLE_COLUMNS,
             PredictRunConfig,
             label_drift_check,
@@ -357,7 +358,8 @@ def run_steps(timer: Timer, lake, home_lake, dt: str, kind: str, n_items: int | 
         scheme_label_drift(champion, rows, dataset_dir, cache, config)
     with timer("assemble"):
         rows = with_model_columns(rows, champion.name, champion.version, champion.run_id, datetime.now(UTC))
-        table = rows.with_columns(pl.lit(SCHEME).alias("scheme")).select(TABLE_COLUMNS)
+        no_runner_up = pl.lit(None, pl.List(pl.String)).alias(RUNNER_UP_LABELS)  # as the asset writes it
+        table = rows.with_columns(no_runner_up, pl.lit(SCHEME).alias("scheme")).select(TABLE_COLUMNS)
     with timer("input drift"):
         inputs = corpus_input_drift(lake, dt, corpus, config.input_reference_days, config.thresholds())
     with timer("metadata"):
