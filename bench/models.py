@@ -138,53 +138,18 @@ def pruned_encoder(texts: list[str]) -> Path:
     """A copy of the encoder whose vocabulary holds only the pieces `texts` tokenise into (and the
     specials). Unigram segmentation picks the best-scoring path; dropping pieces that are on no
     chosen path leaves every chosen path available and best, so these texts tokenise the same —
-    checked below on every text. Rebuilt when the text set changes."""
+    checked on every text by pack_encoder.pack. Rebuilt when the text set changes."""
     import hashlib
 
-    import torch
-    from safetensors.torch import load_file, save_file
-    from transformers import AutoTokenizer
+    from pack_encoder import pack  # bench/pack_encoder.py: the pruning and its tokenisation check
 
     src = ensure_encoder()
     digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
     if (PRUNED / "texts.sha").is_file() and (PRUNED / "texts.sha").read_text() == digest:
         return PRUNED
-    started = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
-    old_ids = tok(texts, add_special_tokens=True)["input_ids"]
-    spec = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
-    specials = {t["id"] for t in spec["added_tokens"]}
-    keep = sorted(set().union(*map(set, old_ids)) | specials | {spec["model"]["unk_id"]})
-    new_of = {old: new for new, old in enumerate(keep)}
-    n_pieces = len(spec["model"]["vocab"])
-    assert all(new_of[i] == i for i in range(4)), "the first four specials must keep their ids"
-    spec["model"]["vocab"] = [spec["model"]["vocab"][i] for i in keep]
-    spec["model"]["unk_id"] = new_of[spec["model"]["unk_id"]]
-    for t in spec["added_tokens"]:
-        t["id"] = new_of[t["id"]]
-    for t in spec["post_processor"].get("special_tokens", {}).values():
-        t["ids"] = [new_of[i] for i in t["ids"]]
-
-    PRUNED.mkdir(parents=True, exist_ok=True)
-    (PRUNED / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-    for name in ("tokenizer_config.json",):
-        (PRUNED / name).write_bytes((src / name).read_bytes())
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    config["vocab_size"] = len(keep)
-    (PRUNED / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    state = load_file(src / "model.safetensors")
-    index = torch.tensor(keep)
-    for key in [k for k in state if k.endswith("word_embeddings.weight")]:
-        state[key] = state[key][index].contiguous()
-    save_file(state, PRUNED / "model.safetensors", metadata={"format": "pt"})
-
-    new_tok = AutoTokenizer.from_pretrained(PRUNED, local_files_only=True)
-    new_ids = new_tok(texts, add_special_tokens=True)["input_ids"]
-    mismatches = sum(list(map(new_of.__getitem__, a)) != b for a, b in zip(old_ids, new_ids))
-    if mismatches:
-        raise SystemExit(f"pruned tokenizer differs on {mismatches} of {len(texts)} texts")
+    facts = pack(src, PRUNED, texts, fp16=False)
     (PRUNED / "texts.sha").write_text(digest)
-    log(f"pruned encoder: {len(keep)} of {n_pieces} pieces, {time.perf_counter() - started:.0f}s")
+    log(f"pruned encoder: {facts['pieces_kept']} of {facts['pieces']} pieces, {facts['seconds']:.0f}s")
     return PRUNED
 
 

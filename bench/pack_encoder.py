@@ -29,7 +29,9 @@ def benchmark_texts(data: Path) -> list[str]:
     return texts + [t for split in ("train", "dev", "test") for t in bdci[split][0]]
 
 
-def pack(src: Path, out: Path, texts: list[str]) -> dict:
+def pack(src: Path, out: Path, texts: list[str], fp16: bool = True) -> dict:
+    """src → out with only the pieces `texts` tokenise into; `fp16`: weights stored in half precision
+    (bench/models.py keeps fp32 for CPU training). Raises SystemExit if any text tokenises differently."""
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
@@ -43,6 +45,7 @@ def pack(src: Path, out: Path, texts: list[str]) -> dict:
     keep = sorted(set().union(*map(set, old_ids)) | specials | {spec["model"]["unk_id"]})
     new_of = {old: new for new, old in enumerate(keep)}
     n_pieces = len(spec["model"]["vocab"])
+    assert all(new_of[i] == i for i in range(4)), "the first four specials must keep their ids"
     spec["model"]["vocab"] = [spec["model"]["vocab"][i] for i in keep]
     spec["model"]["unk_id"] = new_of[spec["model"]["unk_id"]]
     for token in spec["added_tokens"]:
@@ -62,7 +65,7 @@ def pack(src: Path, out: Path, texts: list[str]) -> dict:
     index = torch.tensor(keep)
     for key in [k for k in state if k.endswith("word_embeddings.weight")]:
         state[key] = state[key][index]
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    state = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous() for k, v in state.items()}
     save_file(state, out / "model.safetensors", metadata={"format": "pt"})
 
     packed = AutoTokenizer.from_pretrained(out, local_files_only=True)
