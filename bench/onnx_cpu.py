@@ -74,7 +74,7 @@ def main() -> None:
 
     pipeline_options = bert_onnx.INT8_OPTIONS
     torch_model = TrainedBert.load(model_dir, device="cpu")
-    torch_model.onnx = None
+    torch_model.engine = None
     engines = {"torch_fp32": torch_model}
     # ONNX files from this checkout's exporter (a model trained by an earlier run keeps its weights);
     # each int8 variant is quantised from the same fused fp32 graph
@@ -83,7 +83,7 @@ def main() -> None:
         bert_onnx.export_onnx(torch_model, model_dir, quantize=True)
         if "onnx_fp32" not in engines:
             engines["onnx_fp32"] = TrainedBert.load(model_dir, device="cpu")
-            engines["onnx_fp32"].onnx = bert_onnx.OnnxBert.load(model_dir, quantized=False, threads=2)
+            engines["onnx_fp32"].engine = bert_onnx.OnnxBert.load(model_dir, quantized=False, threads=2)
         engines["onnx_int8" if variant == "default" else f"onnx_int8_{variant}"] = TrainedBert.load(
             model_dir, device="cpu"
         )

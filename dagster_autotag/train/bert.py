@@ -85,7 +85,8 @@ class TrainedBert:
         self.config = config
         self.history = history or []
         self.device = next(model.parameters()).device
-        self.onnx = None  # a bert_onnx.OnnxBert when config.inference says so and the model was loaded on CPU
+        # the CPU serving engine config.inference names (bert_bf16.Bf16Bert, bert_onnx.OnnxBert), or None: PyTorch
+        self.engine = None
 
     @property
     def n_labels(self) -> int:
@@ -119,8 +120,8 @@ class TrainedBert:
         """Token ids → probabilities; `shard`: under torchrun, each rank scores every world_size-th
         batch and the results are all-reduced (every rank gets them all)."""
         batch_size = self._default_batch(batch_size)
-        if self.onnx is not None:
-            return self.onnx.predict_encoded(encoded, batch_size, self.n_labels, self.exclusive)
+        if self.engine is not None:
+            return self.engine.predict_encoded(encoded, batch_size, self.n_labels, self.exclusive)
         rank = distributed.current() if shard else distributed.Rank()
         batches = sorted_batches(encoded.lengths, batch_size)[rank.rank :: rank.world_size]
         out = np.zeros((len(encoded), self.n_labels), dtype=np.float32)
@@ -144,24 +145,29 @@ class TrainedBert:
         meta = {"config": asdict(self.config), "n_labels": self.n_labels, "history": self.history}
         meta["exclusive"] = self.exclusive
         (path / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        if self.config.inference != "torch":
+        if self.config.inference.startswith("onnx"):
             from dagster_autotag.train.bert_onnx import export_onnx
 
             export_onnx(self, path, quantize=self.config.inference == "onnx_int8")
 
     def score_with_serving_engine(self) -> None:
-        """From now on, score with the engine `config.inference` names (ONNX Runtime fp32 or int8 on
-        CPU), so that the thresholds tuned next, and the test score, are those of what will serve:
-        int8 moves probabilities: thresholds tuned on PyTorch's cost the int8 variants up to 0.09 BDCI
-        micro-F1, the engine's own at most 0.017 (bench/onnx_cpu.py, BENCHMARKS.md)."""
+        """From now on, score with the engine `config.inference` names (PyTorch bf16, ONNX Runtime
+        fp32 or int8, on CPU), so that the thresholds tuned next, and the test score, are those of
+        what will serve: int8 moves probabilities: thresholds tuned on PyTorch's cost the int8
+        variants up to 0.09 BDCI micro-F1, the engine's own at most 0.017 (bench/onnx_cpu.py)."""
         if self.config.inference == "torch":
+            return
+        if self.config.inference == "torch_bf16":
+            from dagster_autotag.train.bert_bf16 import Bf16Bert
+
+            self.engine = Bf16Bert(self.model)
             return
         from dagster_autotag.train.bert_onnx import OnnxBert, export_onnx
 
         quantized = self.config.inference == "onnx_int8"
         with tempfile.TemporaryDirectory(prefix="autotag-onnx-") as work:  # the session keeps the graph in memory
             export_onnx(self, Path(work), quantize=quantized)
-            self.onnx = OnnxBert.load(Path(work), quantized=quantized, threads=self.config.num_threads)
+            self.engine = OnnxBert.load(Path(work), quantized=quantized, threads=self.config.num_threads)
 
     @classmethod
     def load(cls, path: Path, device: str | None = None) -> "TrainedBert":
@@ -179,10 +185,14 @@ class TrainedBert:
         model.head.load_state_dict(torch.load(path / HEAD_FILE, map_location="cpu", weights_only=True))
         model.to(device or _device())
         trained = cls(model, tokenizer, config, meta.get("history"), meta.get("exclusive", False))
-        if config.inference != "torch" and trained.device.type == "cpu":
+        if config.inference == "torch_bf16" and trained.device.type == "cpu":
+            from dagster_autotag.train.bert_bf16 import Bf16Bert
+
+            trained.engine = Bf16Bert(model)
+        elif config.inference.startswith("onnx") and trained.device.type == "cpu":
             from dagster_autotag.train.bert_onnx import OnnxBert
 
-            trained.onnx = OnnxBert.load(path, quantized=config.inference == "onnx_int8", threads=config.num_threads)
+            trained.engine = OnnxBert.load(path, quantized=config.inference == "onnx_int8", threads=config.num_threads)
         return trained
 
 

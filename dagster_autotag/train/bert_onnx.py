@@ -9,6 +9,8 @@ dynamic quantisation: ORT is the maintained, widely deployed path for transforme
 The encoder is exported with eager attention, whose graph ORT's transformer optimizer recognises
 and fuses into its `Attention` kernel (with SDPA's graph it fuses nothing): at max_len 128, where
 attention is a larger share of the work, that fusion is most of the int8 speed-up (BENCHMARKS.md).
+Residual add + LayerNorm are left unfused: ORT 1.32's CPU `SkipLayerNormalization` runs ~8× slower
+than `Add` + `LayerNormalization` (a third of the int8 model's time; bench in BENCHMARKS.md).
 
 Files next to the PyTorch weights (TrainedBert.save): model.onnx (fused fp32) and model.int8.onnx.
 """
@@ -20,6 +22,7 @@ import numpy as np
 import onnx
 import torch
 
+from dagster_autotag.train.bert_bf16 import probabilities
 from dagster_autotag.train.tokens import Encoded, sorted_batches
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
@@ -27,6 +30,7 @@ FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 # least micro-F1 of the variants that keep int8 speed (BENCHMARKS.md)
 INT8_OPTIONS: dict = {"per_channel": True}
 OPSET = 17
+UNFUSED = ["SkipLayerNormFusion"]  # ONNX Runtime's own graph optimizer would fuse them again at load
 
 
 def export_onnx(trained, path: Path, quantize: bool) -> Path:
@@ -71,12 +75,15 @@ def export_onnx(trained, path: Path, quantize: bool) -> Path:
 
 
 def fuse(file: Path, encoder_config) -> None:
-    """ORT's transformer optimizer in place: Attention, SkipLayerNormalization and BiasGelu fused."""
+    """ORT's transformer optimizer in place: Attention and BiasGelu fused, residual LayerNorm not."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False
     optimized = optimize_model(
         str(file), model_type="bert", num_heads=encoder_config.num_attention_heads,
-        hidden_size=encoder_config.hidden_size,
+        hidden_size=encoder_config.hidden_size, optimization_options=options,
     )  # fmt: skip
     optimized.save_model_to_file(str(file))
 
@@ -98,17 +105,15 @@ class OnnxBert:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return cls(ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"]))
+        session = ort.InferenceSession(
+            str(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED
+        )
+        return cls(session)
 
     def predict_encoded(self, encoded: Encoded, batch_size: int, n_labels: int, exclusive: bool = False) -> np.ndarray:
-        """`exclusive`: a softmax over the labels (an exclusive scheme's head), else one sigmoid each."""
         out = np.zeros((len(encoded), n_labels), dtype=np.float32)
         for rows in sorted_batches(encoded.lengths, batch_size):
             ids, mask = encoded.batch(rows)
             logits = self.session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
-            if exclusive:
-                shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-                out[rows] = shifted / shifted.sum(axis=1, keepdims=True)
-            else:
-                out[rows] = 1.0 / (1.0 + np.exp(-logits))
+            out[rows] = probabilities(logits, exclusive)
         return out

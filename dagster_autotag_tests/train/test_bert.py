@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from dagster_autotag.train.bert import BertTrainConfig, TrainedBert, micro_f1, pos_weight, train_bert
+from dagster_autotag.train.bert_bf16 import Bf16Bert, bf16_supported
+from dagster_autotag.train.bert_onnx import OnnxBert
 from dagster_autotag_tests.train.tiny_bert import tiny_bert_dir
 
 KEYWORDS = ["谍照", "上市", "报价"]
@@ -87,15 +89,16 @@ def test_onnx_runtime_inference_matches_pytorch(trained, tmp_path, inference, to
     exported = TrainedBert(model.model, model.tokenizer, replace(model.config, inference=inference), model.history)
     exported.save(tmp_path / "bert")
     loaded = TrainedBert.load(tmp_path / "bert", device="cpu")
-    assert loaded.onnx is not None
+    assert isinstance(loaded.engine, OnnxBert)
     expected, got = model.predict_proba(dev_x), loaded.predict_proba(dev_x)
     assert np.abs(got - expected).max() <= tolerance
     assert ((got >= 0.5) == (expected >= 0.5)).mean() >= 0.95
     import onnx
 
-    # eager attention at export is what lets ORT's optimizer fuse it (the speed-up at max_len 128)
+    # eager attention at export is what lets ORT's optimizer fuse it (the speed-up at max_len 128);
+    # residual LayerNorm stays unfused (ORT's SkipLayerNormalization is the slower kernel on CPU)
     ops = {node.op_type for node in onnx.load(tmp_path / "bert" / "model.onnx").graph.node}
-    assert {"Attention", "SkipLayerNormalization"} <= ops
+    assert {"Attention", "BiasGelu", "LayerNormalization"} <= ops and "SkipLayerNormalization" not in ops
     assert model.model.encoder.config._attn_implementation == model.config.attn_implementation  # restored
 
 
@@ -107,7 +110,44 @@ def test_onnx_runtime_serves_an_exclusive_head_as_a_softmax(trained, tmp_path):
     softmax = TrainedBert(model.model, model.tokenizer, replace(model.config, inference="onnx"), exclusive=True)
     softmax.save(tmp_path / "bert")
     loaded = TrainedBert.load(tmp_path / "bert", device="cpu")
-    assert loaded.onnx is not None and loaded.exclusive
+    assert isinstance(loaded.engine, OnnxBert) and loaded.exclusive
     expected, got = softmax.predict_proba(dev_x), loaded.predict_proba(dev_x)
     assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bf16 (AVX-512 BF16 / AMX)")
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_bf16_inference_matches_pytorch_fp32(trained, tmp_path, exclusive):
+    """Saved with inference=torch_bf16, the model loads onto the bf16 engine (no ONNX files): fp32's
+    probabilities within bf16 rounding, the same decisions at 0.5 on most items, its weights kept fp32."""
+    from dataclasses import replace
+
+    import torch
+
+    model, dev_x, _, _ = trained
+    fp32 = TrainedBert(model.model, model.tokenizer, replace(model.config, inference="torch_bf16"), exclusive=exclusive)
+    fp32.save(tmp_path / "bert")
+    assert not list((tmp_path / "bert").glob("*.onnx"))
+    loaded = TrainedBert.load(tmp_path / "bert", device="cpu")
+    assert isinstance(loaded.engine, Bf16Bert) and loaded.engine.dtype == torch.bfloat16
+    assert next(loaded.model.parameters()).dtype == torch.float32  # what save() writes stays fp32
+    expected, got = fp32.predict_proba(dev_x), loaded.predict_proba(dev_x)
+    assert 0 < np.abs(got - expected).max() <= 0.02  # bf16 really ran (fp32 would give exactly 0)
+    assert ((got >= 0.5) == (expected >= 0.5)).mean() >= 0.95
+    if exclusive:
+        assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_bf16_engine_serves_fp32_without_bf16_hardware(trained, monkeypatch, caplog):
+    import torch
+
+    from dagster_autotag.train import bert_bf16
+
+    model, dev_x, _, _ = trained
+    monkeypatch.setattr(bert_bf16, "bf16_supported", lambda: False)
+    engine = bert_bf16.Bf16Bert(model.model)
+    assert engine.dtype == torch.float32 and "serves in fp32" in caplog.text
+    served = TrainedBert(model.model, model.tokenizer, model.config)
+    served.engine = engine
+    np.testing.assert_allclose(served.predict_proba(dev_x), model.predict_proba(dev_x), atol=1e-5)
