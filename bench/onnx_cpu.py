@@ -1,14 +1,16 @@
-"""BERT CPU inference: PyTorch fp32 against ONNX Runtime fp32 and int8 (issue #15, part 3).
+"""BERT CPU inference: PyTorch fp32 against PyTorch bf16 and ONNX Runtime fp32/int8 (issue #15, part 3).
 
-    .venv/bin/python bench/onnx_cpu.py --encoder /tmp/e5 [--train-limit 1500] [--eval-limit 1000] [--n-speed 200]
+    .venv/bin/python bench/onnx_cpu.py --encoder /tmp/e5 [--train-limit 2000] [--eval-limit 2000] [--n-speed 256]
 
 Fine-tunes e5-small (vocabulary-pruned to the BDCI texts, bench/models.py's pruning) on a BDCI
 train subset for one epoch at max_len 64 (dev: its first --eval-limit rows; a CPU fine-tuning of
-the whole set takes 1.6 h), saves it with inference=onnx_int8 (which exports model.onnx and model.int8.onnx), then on bench/models.py's
-BDCI split: micro-F1 on test of each engine with the PyTorch model's dev-tuned thresholds (F1 mode),
-and items/s of `TrainedBert.predict_proba` (tokenisation included) at max_len 64 and 128 on texts
-that fill max_len. --int8-variants compares quantize_dynamic options (INT8_VARIANTS).
-Figures vary with the shared machine's load: the script prints `uptime` before and after.
+the whole set takes 1.6 h), saves it with inference=onnx_int8 (which exports model.onnx and
+model.int8.onnx), then on bench/models.py's BDCI split: micro-F1 on test of each engine with the
+PyTorch model's dev-tuned thresholds and with its own, and items/s of `TrainedBert.predict_proba`
+(tokenisation included, the default CPU batch) at max_len 64 and 128 on texts that fill max_len.
+Speed is timed in --rounds interleaved rounds (every engine once per round) and reported as the
+median of each round's ratio to PyTorch fp32: the shared machine's speed drifts by 2× within minutes.
+--int8-variants compares quantize_dynamic options (INT8_VARIANTS).
 """
 
 import argparse
@@ -43,8 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--encoder", type=Path, required=True, help="make_pretrained_encoder.sh's output")
     parser.add_argument("--train-limit", type=int, default=1500)
-    parser.add_argument("--n-speed", type=int, default=200, help="test texts timed per engine and max_len")
-    parser.add_argument("--eval-limit", type=int, default=1000, help="dev and test rows scored (CPU time)")
+    parser.add_argument("--n-speed", type=int, default=256, help="test texts timed per engine, max_len and round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    parser.add_argument("--eval-limit", type=int, default=2000, help="dev and test rows scored (CPU time)")
     parser.add_argument("--int8-variants", default="default", help=f"comma-separated, of {sorted(INT8_VARIANTS)}")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "autotag-onnx-bench")
     args = parser.parse_args()
@@ -70,12 +73,16 @@ def main() -> None:
         print(f"trained on {len(train_x)} reviews in {time.perf_counter() - started:.0f}s", flush=True)
         trained.save(model_dir)
 
+    import numpy as np
+
     from dagster_autotag.train import bert_onnx
+    from dagster_autotag.train.bert_bf16 import Bf16Bert
 
     pipeline_options = bert_onnx.INT8_OPTIONS
     torch_model = TrainedBert.load(model_dir, device="cpu")
     torch_model.engine = None
-    engines = {"torch_fp32": torch_model}
+    engines = {"torch_fp32": torch_model, "torch_bf16": TrainedBert.load(model_dir, device="cpu")}
+    engines["torch_bf16"].engine = Bf16Bert(torch_model.model)
     # ONNX files from this checkout's exporter (a model trained by an earlier run keeps its weights);
     # each int8 variant is quantised from the same fused fp32 graph
     for variant in args.int8_variants.split(","):
@@ -99,29 +106,41 @@ def main() -> None:
         if len(text) >= 300:
             full_length.append(text)
             text = ""
+    reference = None
     for name, engine in engines.items():
         probs = engine.predict_proba(test_x)
+        reference = probs if reference is None else reference  # torch_fp32 comes first
         summary = summarise(test_y > 0.5, decide(probs, thresholds, only_shipped=False))
         results[name] = {"test_micro_f1": round(summary["micro_f1"], 4), "test_macro_f1": round(summary["macro_f1"], 4)}
+        # how far the engine moves probabilities from fp32's: steadier than an F1 difference on 1.7k reviews
+        results[name]["test_mean_abs_dp"] = round(float(np.abs(probs - reference).mean()), 5)
+        results[name]["test_max_abs_dp"] = round(float(np.abs(probs - reference).max()), 4)
         # the same engine's dev probabilities for its thresholds: what training does when it serves with it
         own = tune_thresholds(dev_y, engine.predict_proba(dev_x), mode="f1", confidence=0)
         results[name]["test_micro_f1_own_thresholds"] = round(
             summarise(test_y > 0.5, decide(probs, own, only_shipped=False))["micro_f1"], 4
         )
-        for max_len in (64, 128):
-            engine.config = replace(engine.config, max_len=max_len)
-            texts = full_length[: args.n_speed]
-            started = time.perf_counter()
-            engine.predict_proba(texts)
-            results[name][f"items_per_s_len{max_len}"] = round(len(texts) / (time.perf_counter() - started), 1)
-            engine.config = replace(engine.config, max_len=64)
         print(name, results[name], flush=True)
-    results["load_after"] = uptime()
+    texts = full_length[: args.n_speed]
     for max_len in (64, 128):
-        key = f"items_per_s_len{max_len}"
-        for name in (n for n in engines if n.startswith("onnx_int8")):
-            results[f"{name}_speedup_len{max_len}"] = round(results[name][key] / results["torch_fp32"][key], 2)
-    for name in (n for n in engines if n.startswith("onnx_int8")):
+        rates: dict[str, list[float]] = {name: [] for name in engines}
+        for engine in engines.values():
+            engine.config = replace(engine.config, max_len=max_len)
+            engine.predict_proba(texts[:32])  # warm-up (oneDNN's kernels, ORT's arena)
+        for _ in range(args.rounds):
+            for name, engine in engines.items():
+                started = time.perf_counter()
+                engine.predict_proba(texts)
+                rates[name].append(len(texts) / (time.perf_counter() - started))
+        for name in engines:
+            ratios = np.array(rates[name]) / np.array(rates["torch_fp32"])
+            results[name][f"items_per_s_len{max_len}"] = round(float(np.median(rates[name])), 1)
+            results[name][f"speedup_len{max_len}"] = round(float(np.median(ratios)), 2)
+            print(name, max_len, [round(r, 1) for r in rates[name]], flush=True)
+        for engine in engines.values():
+            engine.config = replace(engine.config, max_len=64)
+    results["load_after"] = uptime()
+    for name in (n for n in engines if n != "torch_fp32"):
         results[f"{name}_micro_f1_delta"] = round(
             results[name]["test_micro_f1"] - results["torch_fp32"]["test_micro_f1"], 4
         )
