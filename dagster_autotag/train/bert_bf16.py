@@ -2,11 +2,11 @@
 
 On a CPU with AMX or AVX-512 BF16 (this machine: Sapphire Rapids class), oneDNN runs bf16 matrix
 products ~4× faster than fp32, and the elementwise work (GELU, LayerNorm, attention) moves half the
-bytes. BDCI, 2 cores (bench/onnx_cpu.py, BENCHMARKS.md): 3.3–3.5× PyTorch fp32 end to end at max_len
-64 and 128, with probabilities within ~5e-4 on average of fp32's — ONNX Runtime's dynamic int8 was
-faster at the matrix products but its per-tensor activation scales moved probabilities 20× more and
-cost 0.013 micro-F1. `torch.compile` (inductor, frozen weights) added nothing end to end and costs
-~50 s per process, so it is not used.
+bytes. BDCI, 2 cores (bench/onnx_cpu.py, BENCHMARKS.md): 3.2× PyTorch fp32 end to end at max_len 64
+and 4.3× at 128, probabilities 5e-4 from fp32's on average, micro-F1 −0.0001. ONNX Runtime's dynamic
+int8 has faster matrix products, but slower elementwise kernels (2.4–2.6×), and its per-tensor
+activation scales move probabilities 20× more (−0.008 micro-F1). `torch.compile` (inductor, frozen
+weights) added nothing end to end and costs ~50 s per process, so it is not used.
 
 Without bf16 hardware oneDNN emulates it slower than fp32: the engine then serves fp32 and says so.
 Pure: torch and numpy only.
@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import torch
 
+from dagster_autotag.train.logits import probabilities
 from dagster_autotag.train.tokens import Encoded, sorted_batches
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,6 @@ log = logging.getLogger(__name__)
 def bf16_supported() -> bool:
     """Whether oneDNN has native bf16 kernels on this CPU (AVX-512 BF16 or AMX)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def probabilities(logits: np.ndarray, exclusive: bool) -> np.ndarray:
-    """`exclusive`: a softmax over the labels (an exclusive scheme's head), else one sigmoid each."""
-    if exclusive:
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 class Bf16Bert:

@@ -9,7 +9,7 @@ dynamic quantisation: ORT is the maintained, widely deployed path for transforme
 The encoder is exported with eager attention, whose graph ORT's transformer optimizer recognises
 and fuses into its `Attention` kernel (with SDPA's graph it fuses nothing): at max_len 128, where
 attention is a larger share of the work, that fusion is most of the int8 speed-up (BENCHMARKS.md).
-Residual add + LayerNorm are left unfused: ORT 1.32's CPU `SkipLayerNormalization` is 3–3.7× slower
+Residual add + LayerNorm are left unfused: ORT 1.32's CPU `SkipLayerNormalization` is 3–4× slower
 than `Add` + `LayerNormalization` doing the same work (bench/ort_layernorm.py), and took a third of
 the int8 model's time; unfused, int8 went from 78 to 111 items/s on one thread (BENCHMARKS.md).
 
@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import torch
 
-from dagster_autotag.train.bert_bf16 import probabilities
+from dagster_autotag.train.logits import probabilities
 from dagster_autotag.train.tokens import Encoded, sorted_batches
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
