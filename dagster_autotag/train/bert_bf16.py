@@ -2,8 +2,8 @@
 
 On a CPU with AMX or AVX-512 BF16 (this machine: Sapphire Rapids class), oneDNN runs bf16 matrix
 products ~4× faster than fp32, and the elementwise work (GELU, LayerNorm, attention) moves half the
-bytes. BDCI, 2 cores (bench/onnx_cpu.py, BENCHMARKS.md): 3.1× PyTorch fp32 end to end at max_len 64
-and 3.6× at 128, probabilities 5e-4 from fp32's on average, the same micro-F1. ONNX Runtime's dynamic
+bytes. BDCI, 2 cores (bench/onnx_cpu.py, BENCHMARKS.md): 2.9–3.1× PyTorch fp32 end to end at max_len
+64 and 3.1–3.6× at 128, probabilities 5e-4 from fp32's on average, the same micro-F1. ONNX Runtime's dynamic
 int8 has faster matrix products, but slower elementwise kernels (2.3–2.7×), and its per-tensor
 activation scales move probabilities 20× more (−0.008 micro-F1). `torch.compile` (inductor, frozen
 weights) added nothing end to end and costs ~50 s per process, so it is not used.
