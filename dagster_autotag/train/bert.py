@@ -157,17 +157,23 @@ class TrainedBert:
         variants up to 0.09 BDCI micro-F1, the engine's own at most 0.017 (bench/onnx_cpu.py)."""
         if self.config.inference == "torch":
             return
+        from dagster_autotag.train.bert_onnx import export_onnx
+
+        with tempfile.TemporaryDirectory(prefix="autotag-onnx-") as work:  # the session keeps the graph in memory
+            if self.config.inference.startswith("onnx"):
+                export_onnx(self, Path(work), quantize=self.config.inference == "onnx_int8")
+            self.engine = self._cpu_engine(Path(work))
+
+    def _cpu_engine(self, onnx_dir: Path):
+        """The engine a non-torch `config.inference` names; an ONNX engine reads its graph from onnx_dir."""
         if self.config.inference == "torch_bf16":
             from dagster_autotag.train.bert_bf16 import Bf16Bert
 
-            self.engine = Bf16Bert(self.model)
-            return
-        from dagster_autotag.train.bert_onnx import OnnxBert, export_onnx
+            return Bf16Bert(self.model)
+        from dagster_autotag.train.bert_onnx import OnnxBert
 
         quantized = self.config.inference == "onnx_int8"
-        with tempfile.TemporaryDirectory(prefix="autotag-onnx-") as work:  # the session keeps the graph in memory
-            export_onnx(self, Path(work), quantize=quantized)
-            self.engine = OnnxBert.load(Path(work), quantized=quantized, threads=self.config.num_threads)
+        return OnnxBert.load(onnx_dir, quantized=quantized, threads=self.config.num_threads)
 
     @classmethod
     def load(cls, path: Path, device: str | None = None) -> "TrainedBert":
@@ -185,14 +191,8 @@ class TrainedBert:
         model.head.load_state_dict(torch.load(path / HEAD_FILE, map_location="cpu", weights_only=True))
         model.to(device or _device())
         trained = cls(model, tokenizer, config, meta.get("history"), meta.get("exclusive", False))
-        if config.inference == "torch_bf16" and trained.device.type == "cpu":
-            from dagster_autotag.train.bert_bf16 import Bf16Bert
-
-            trained.engine = Bf16Bert(model)
-        elif config.inference.startswith("onnx") and trained.device.type == "cpu":
-            from dagster_autotag.train.bert_onnx import OnnxBert
-
-            trained.engine = OnnxBert.load(path, quantized=config.inference == "onnx_int8", threads=config.num_threads)
+        if config.inference != "torch" and trained.device.type == "cpu":
+            trained.engine = trained._cpu_engine(path)
         return trained
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagster_autotag.train.logits import probabilities
-from dagster_autotag.train.tokens import Encoded, sorted_batches
+from dagster_autotag.train.logits import score_batches
+from dagster_autotag.train.tokens import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ class Bf16Bert:
         self.fused_gelu = fuse_linears(self.model) if fused_linear_available() else 0
 
     def predict_encoded(self, encoded: Encoded, batch_size: int, n_labels: int, exclusive: bool = False) -> np.ndarray:
-        out = np.zeros((len(encoded), n_labels), dtype=np.float32)
         with torch.inference_mode():
-            for rows in sorted_batches(encoded.lengths, batch_size):
-                ids, mask = encoded.batch(rows)
-                out[rows] = probabilities(self.model(ids, mask).float().numpy(), exclusive)
-        return out
+            return score_batches(
+                encoded, batch_size, n_labels, exclusive, lambda ids, mask: self.model(ids, mask).float().numpy()
+            )

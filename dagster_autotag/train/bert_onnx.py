@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 import torch
 
-from dagster_autotag.train.logits import probabilities
-from dagster_autotag.train.tokens import Encoded, sorted_batches
+from dagster_autotag.train.logits import score_batches
+from dagster_autotag.train.tokens import Encoded
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 # quantize_dynamic options, chosen on BDCI by bench/onnx_cpu.py: per-channel weight scales lost the
@@ -112,9 +112,7 @@ class OnnxBert:
         return cls(session)
 
     def predict_encoded(self, encoded: Encoded, batch_size: int, n_labels: int, exclusive: bool = False) -> np.ndarray:
-        out = np.zeros((len(encoded), n_labels), dtype=np.float32)
-        for rows in sorted_batches(encoded.lengths, batch_size):
-            ids, mask = encoded.batch(rows)
-            logits = self.session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
-            out[rows] = probabilities(logits, exclusive)
-        return out
+        def logits_of(ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+            return self.session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+
+        return score_batches(encoded, batch_size, n_labels, exclusive, logits_of)
