@@ -157,10 +157,10 @@ class TrainedBert:
         variants up to 0.09 BDCI micro-F1, the engine's own at most 0.017 (bench/onnx_cpu.py)."""
         if self.config.inference == "torch":
             return
-        from dagster_autotag.train.bert_onnx import export_onnx
-
         with tempfile.TemporaryDirectory(prefix="autotag-onnx-") as work:  # the session keeps the graph in memory
-            if self.config.inference.startswith("onnx"):
+            if self.config.inference.startswith("onnx"):  # bf16 needs neither onnx nor onnxruntime
+                from dagster_autotag.train.bert_onnx import export_onnx
+
                 export_onnx(self, Path(work), quantize=self.config.inference == "onnx_int8")
             self.engine = self._cpu_engine(Path(work))
 
