@@ -131,8 +131,9 @@ def test_bf16_inference_matches_pytorch_fp32(trained, tmp_path, exclusive):
     assert not list((tmp_path / "bert").glob("*.onnx"))
     loaded = TrainedBert.load(tmp_path / "bert", device="cpu")
     assert isinstance(loaded.engine, Bf16Bert) and loaded.engine.dtype == torch.bfloat16
-    # every linear layer through oneDNN's fused primitive, the FFN's GELU inside it (the tiny model has 1 layer)
-    assert loaded.engine.fused_gelu == 1
+    # every linear layer through oneDNN's fused primitives, the FFN's GELU and both residual adds inside
+    # theirs (the tiny model has 1 layer)
+    assert loaded.engine.fused == {"residual": 2, "gelu": 1}
     assert not any(isinstance(m, torch.nn.Linear) for m in loaded.engine.model.modules())
     assert next(loaded.model.parameters()).dtype == torch.float32  # what save() writes stays fp32
     expected, got = fp32.predict_proba(dev_x), loaded.predict_proba(dev_x)
@@ -150,7 +151,7 @@ def test_bf16_engine_serves_fp32_without_bf16_hardware(trained, monkeypatch, cap
     model, dev_x, _, _ = trained
     monkeypatch.setattr(bert_bf16, "bf16_supported", lambda: False)
     engine = bert_bf16.Bf16Bert(model.model)
-    assert engine.dtype == torch.float32 and engine.fused_gelu == 0 and "serves in fp32" in caplog.text
+    assert engine.dtype == torch.float32 and engine.fused == {} and "serves in fp32" in caplog.text
     served = TrainedBert(model.model, model.tokenizer, model.config)
     served.engine = engine
     np.testing.assert_allclose(served.predict_proba(dev_x), model.predict_proba(dev_x), atol=1e-5)
