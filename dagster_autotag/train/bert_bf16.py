@@ -2,16 +2,17 @@
 
 On a CPU with AMX or AVX-512 BF16 (this machine: Sapphire Rapids class), oneDNN runs bf16 matrix
 products ~4× faster than fp32, and the elementwise work (GELU, LayerNorm, attention) moves half the
-bytes. BDCI, 2 cores (bench/onnx_cpu.py, BENCHMARKS.md): 2.9–3.1× PyTorch fp32 end to end at max_len
-64 and 3.1–3.6× at 128, probabilities 5e-4 from fp32's on average, the same micro-F1. ONNX Runtime's dynamic
-int8 has faster matrix products, but slower elementwise kernels (2.3–2.7×), and its per-tensor
-activation scales move probabilities 20× more (−0.008 micro-F1). `torch.compile` (inductor, frozen
-weights) added nothing end to end and costs ~50 s per process, so it is not used.
+bytes. BDCI, 2 cores (bench/onnx_cpu.py, BENCHMARKS.md): 3.2–4.0× PyTorch fp32 end to end at max_len
+64 and 3.4–4.7× at 128 over three runs of this code, probabilities 5e-4 from fp32's on average,
+micro-F1 within 0.001. ONNX Runtime's dynamic int8 has faster matrix products, but slower elementwise
+kernels (2.3–3.0×), and its per-tensor activation scales move probabilities 20× more (−0.008 micro-F1).
+`torch.compile` (inductor, frozen weights) added nothing end to end and costs ~50 s per process, so it
+is not used.
 
 What it took instead: every `nn.Linear` goes through oneDNN's fused linear primitive (the op
-inductor itself emits on CPU), with the bias, and the FFN's GELU, applied inside the product:
-PyTorch's eager bf16 `addmm` first copies the broadcast bias into its output, and GELU is one more
-pass over the widest activation (bench/bf16_linear.py).
+inductor itself emits on CPU), with what follows it inside the product: the bias (PyTorch's eager
+bf16 `addmm` first copies the broadcast bias into its output), the FFN's GELU (one more pass over
+the widest activation) and an output block's residual add (bench/bf16_linear.py).
 
 Without bf16 hardware oneDNN emulates it slower than fp32: the engine then serves fp32 and says so.
 Pure: torch and numpy only.
