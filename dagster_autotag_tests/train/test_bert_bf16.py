@@ -48,5 +48,7 @@ def test_fused_bf16_encoder_matches_fp32_as_plain_bf16_does(family):
         plain_error = (plain(ids, mask).last_hidden_state.float() - expected).abs()
         fused_error = (fused(ids, mask).last_hidden_state.float() - expected).abs()
     real = mask.bool()  # padded positions carry no meaning
-    assert fused_error[real].mean() <= 1.5 * plain_error[real].mean()
-    assert fused_error[real].max() <= max(2 * plain_error[real].max(), 0.05)
+    # bf16 rounding only: the fused model is as far from fp32 as the plain copy (equal within 1 % here);
+    # a residual scaled by 0.95 instead of added whole is already 1.33x as far
+    assert fused_error[real].mean() <= 1.1 * plain_error[real].mean()
+    assert fused_error[real].max() <= 1.2 * plain_error[real].max()
