@@ -46,13 +46,7 @@ def main() -> None:
 
     if not bert_bf16.fused_linear_available():
         sys.exit("this CPU has no native bf16 (or this torch has no fused linear primitive): nothing to compare")
-    texts, text = [], ""  # BDCI test reviews joined so that every text fills max_len, as bench/onnx_cpu.py
-    for review in bench_models.load_bdci()["test"][0]:
-        text += review
-        if len(text) >= 300:
-            texts.append(text)
-            text = ""
-    texts = texts[: args.n_texts]
+    texts = bench_models.joined_reviews(bench_models.load_bdci()["test"][0])[: args.n_texts]  # fill max_len
 
     engines = {}
     for name in ("fp32", "plain", "linear", "residual"):
@@ -63,11 +57,7 @@ def main() -> None:
             engine.engine.model = copy.deepcopy(engine.model).to(torch.bfloat16).eval()
         elif name == "linear":
             model = copy.deepcopy(engine.model).to(torch.bfloat16).eval()
-            is_residual, bert_bf16._is_residual_output = bert_bf16._is_residual_output, lambda module: False
-            try:
-                bert_bf16.fuse_linears(model)
-            finally:
-                bert_bf16._is_residual_output = is_residual
+            bert_bf16.fuse_linears(model, residual=False)
             engine.engine.model = model
         engine.predict_proba(texts[:32])  # warm-up: oneDNN builds its kernels
         engines[name] = engine

@@ -98,14 +98,7 @@ def main() -> None:
     test_x, test_y = (a[: args.eval_limit] for a in data["test"])
     thresholds = tune_thresholds(dev_y, engines["torch_fp32"].predict_proba(dev_x), mode="f1", confidence=0)
     results: dict = {"load_before": uptime(), "train_rows": len(train_x), "test_rows": len(test_x)}
-    # BDCI reviews are short (most fit in 64 tokens): timed on consecutive test reviews joined to
-    # ≥ 300 characters, so that every text fills max_len and "at 128" means 128 tokens
-    full_length, text = [], ""
-    for review in data["test"][0]:
-        text += review
-        if len(text) >= 300:
-            full_length.append(text)
-            text = ""
+    full_length = bench_models.joined_reviews(data["test"][0])  # every text fills max_len
     reference = None
     for name, engine in engines.items():
         probs = engine.predict_proba(test_x)

@@ -82,10 +82,11 @@ def _is_residual_output(module: nn.Module) -> bool:
     )
 
 
-def fuse_linears(model: nn.Module) -> dict[str, int]:
+def fuse_linears(model: nn.Module, residual: bool = True) -> dict[str, int]:
     """In place, for oneDNN's fused primitives: an output block → its product with the residual added
-    inside; an intermediate block (dense then exact GELU) → one product with the GELU inside; every
-    other nn.Linear → FusedLinear. Returns how many of each kind were fused.
+    inside (`residual`; bench/bf16_fusions.py turns it off to measure it); an intermediate block (dense
+    then exact GELU) → one product with the GELU inside; every other nn.Linear → FusedLinear. Returns
+    how many of each kind were fused.
 
     Not fused: query, key and value as one product of width 3×hidden. oneDNN runs it no faster at
     e5-small's sizes, and the slices it leaves are strided, which attention then copies (BDCI: ±1 %)."""
@@ -96,7 +97,7 @@ def fuse_linears(model: nn.Module) -> dict[str, int]:
             module.dense, module.intermediate_act_fn = FusedLinear(module.dense, gelu=True), nn.Identity()
             fused["gelu"] += 1
         for name, child in module.named_children():
-            if _is_residual_output(child):
+            if residual and _is_residual_output(child):
                 setattr(module, name, ResidualOutput(child))
                 fused["residual"] += 1
             elif isinstance(child, nn.Linear):

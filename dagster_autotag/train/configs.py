@@ -175,7 +175,7 @@ class BertTrainConfig:
     nnodes: int = option(1, "machines in the job; > 1 needs rdzv_endpoint and torchrun started on each")
     rdzv_endpoint: str = option("", "host:port of the c10d rendezvous; empty = a standalone single node")
     dist_backend: Literal["auto", "nccl", "gloo"] = option("auto", "auto: nccl on GPUs, gloo on CPU")
-    # Issue #15: 16.6 items/s with PyTorch fp32 on 2 cores; bf16 is 2.9–3.6× fp32, same micro-F1 (BENCHMARKS.md).
+    # Issue #15: 16.6 items/s with PyTorch fp32 on 2 cores; bf16 is 3.2–4.7× fp32, micro-F1 within 0.001 (BENCHMARKS.md).
     inference: Literal["torch", "torch_bf16", "onnx", "onnx_int8"] = option(
         "torch",
         "CPU inference of the saved model: PyTorch fp32 or bf16 (needs AMX / AVX-512 BF16), or ONNX Runtime "

@@ -40,6 +40,7 @@ def test_fused_bf16_encoder_matches_fp32_as_plain_bf16_does(family):
     model = tiny_encoder(family)
     plain = copy.deepcopy(model).to(torch.bfloat16)
     fused = copy.deepcopy(plain)
+    assert fuse_linears(copy.deepcopy(plain), residual=False) == {"residual": 0, "gelu": 2}  # the bench's baseline
     assert fuse_linears(fused) == {"residual": 4, "gelu": 2}
     assert not any(isinstance(m, torch.nn.Linear) for m in fused.modules())
     ids, mask = batch()
